@@ -1,0 +1,161 @@
+//! The catalog: which collections exist at which timestamps.
+//!
+//! The catalog is itself multi-versioned. Each name maps to its incarnations, each live from its
+//! `created_ts` until its `dropped_ts`. A snapshot at `t` sees the incarnation visible at `t` by
+//! the same visibility rule as documents. That is how a dropped (or dropped and recreated)
+//! collection still reads correctly in an older snapshot.
+//!
+//! The catalog is immutable and published through an `AtomicArc`: only the commit path (and GC
+//! retiring dropped incarnations, under the commit lock) replaces it. It is always stored before
+//! the visible timestamp of the commit that changed it is published, so a reader that has
+//! acquired timestamp `t` and then loads the catalog sees every incarnation created at or before
+//! `t`. Dropped incarnations stay until the GC watermark passes their `dropped_ts`, so a
+//! registered snapshot never finds its incarnation gone.
+
+use std::collections::BTreeMap;
+
+use crate::id::DocId;
+use crate::mvcc::chain::VersionChain;
+use crate::mvcc::{is_visible, Timestamp};
+use crate::sync::{Arc, AtomicU64, ConcurrentMap, Ordering};
+
+/// The documents of one incarnation of a collection.
+#[derive(Debug)]
+pub(crate) struct CollectionStore {
+    pub(crate) chains: ConcurrentMap<DocId, VersionChain>,
+    /// Commit timestamp of the latest commit that wrote to this incarnation (or dropped it).
+    /// Written by the commit path under the commit lock (Relaxed: read only under the same lock,
+    /// by serializable validation).
+    pub(crate) last_write: AtomicU64,
+    /// Live documents at the latest commit. Written under the commit lock; read by `stats`.
+    pub(crate) live_docs: AtomicU64,
+    /// Versions linked in this incarnation's chains. Incremented under the commit lock,
+    /// decremented by GC; read by `stats` (all Relaxed: counters only).
+    pub(crate) versions: AtomicU64,
+}
+
+impl CollectionStore {
+    fn new() -> Self {
+        Self {
+            chains: ConcurrentMap::default(),
+            last_write: AtomicU64::new(0),
+            live_docs: AtomicU64::new(0),
+            versions: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn last_write(&self) -> Timestamp {
+        Timestamp(self.last_write.load(Ordering::Relaxed))
+    }
+}
+
+/// One incarnation of a named collection.
+#[derive(Debug, Clone)]
+pub(crate) struct Incarnation {
+    pub(crate) created: Timestamp,
+    pub(crate) dropped: Option<Timestamp>,
+    pub(crate) store: Arc<CollectionStore>,
+}
+
+impl Incarnation {
+    fn visible_at(&self, ts: Timestamp) -> bool {
+        is_visible(self.created, ts) && !self.dropped.is_some_and(|d| is_visible(d, ts))
+    }
+}
+
+/// Name → incarnations, oldest first. At most one incarnation per name is not dropped.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Catalog {
+    entries: BTreeMap<String, Vec<Incarnation>>,
+}
+
+impl Catalog {
+    /// The incarnation of `name` visible at `ts`.
+    pub(crate) fn visible(&self, name: &str, ts: Timestamp) -> Option<&Incarnation> {
+        self.entries
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|inc| inc.visible_at(ts))
+    }
+
+    /// The incarnation new commits write to: the one not dropped.
+    pub(crate) fn current(&self, name: &str) -> Option<&Incarnation> {
+        self.entries
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|inc| inc.dropped.is_none())
+    }
+
+    /// Names of collections visible at `ts`, sorted.
+    pub(crate) fn names_at(&self, ts: Timestamp) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, incs)| incs.iter().any(|inc| inc.visible_at(ts)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Every incarnation, dropped or not.
+    pub(crate) fn incarnations(&self) -> impl Iterator<Item = (&str, &Incarnation)> {
+        self.entries
+            .iter()
+            .flat_map(|(name, incs)| incs.iter().map(move |inc| (name.as_str(), inc)))
+    }
+
+    /// A copy with a new incarnation of `name` created at `ts`. Commit path only.
+    pub(crate) fn with_created(
+        &self,
+        name: &str,
+        ts: Timestamp,
+    ) -> (Catalog, Arc<CollectionStore>) {
+        let mut next = self.clone();
+        let store = Arc::new(CollectionStore::new());
+        next.entries
+            .entry(name.to_owned())
+            .or_default()
+            .push(Incarnation {
+                created: ts,
+                dropped: None,
+                store: Arc::clone(&store),
+            });
+        (next, store)
+    }
+
+    /// A copy with the current incarnation of `name` dropped at `ts`. Commit path only.
+    pub(crate) fn with_dropped(&self, name: &str, ts: Timestamp) -> Catalog {
+        let mut next = self.clone();
+        if let Some(inc) = next
+            .entries
+            .get_mut(name)
+            .and_then(|incs| incs.iter_mut().rev().find(|inc| inc.dropped.is_none()))
+        {
+            inc.dropped = Some(ts);
+        }
+        next
+    }
+
+    /// A copy without the incarnations dropped at or before `watermark`, and how many versions
+    /// those held. Returns `None` if there is nothing to retire. GC only, under the commit lock.
+    pub(crate) fn without_retired(&self, watermark: Timestamp) -> Option<(Catalog, u64)> {
+        let retired = |inc: &Incarnation| inc.dropped.is_some_and(|d| is_visible(d, watermark));
+        if !self.incarnations().any(|(_, inc)| retired(inc)) {
+            return None;
+        }
+        let mut versions = 0;
+        let mut next = self.clone();
+        for incs in next.entries.values_mut() {
+            incs.retain(|inc| {
+                if retired(inc) {
+                    versions += inc.store.versions.load(Ordering::Relaxed);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        next.entries.retain(|_, incs| !incs.is_empty());
+        Some((next, versions))
+    }
+}

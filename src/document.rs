@@ -1,0 +1,282 @@
+//! `Document`, the immutable shared form of a stored JSON object, and the checks every document
+//! and collection name passes before it reaches the commit path.
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::id::{json_kind, DocId};
+use crate::sync::Arc;
+
+/// Deepest nesting of arrays and objects a document may have (MongoDB's limit). It also keeps
+/// the recursive JSON encoder far from the end of the stack.
+pub const MAX_NESTING_DEPTH: usize = 100;
+
+/// Default limit on a document's encoded size (MongoDB's 16 MiB).
+pub const DEFAULT_MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// Longest collection name, in bytes.
+pub const MAX_COLLECTION_NAME_LEN: usize = 64;
+
+/// A stored document: a JSON object that always carries its `_id`.
+///
+/// Cloning is cheap (a reference count); the value behind it never changes.
+#[derive(Clone, PartialEq)]
+pub struct Document(Arc<Value>);
+
+impl Document {
+    /// The document's `_id`.
+    pub fn id(&self) -> DocId {
+        // Documents are only built by `prepare`, which guarantees a valid `_id`.
+        self.0
+            .get("_id")
+            .and_then(|v| DocId::try_from(v).ok())
+            .unwrap_or_else(|| DocId::from(""))
+    }
+
+    /// The JSON value.
+    pub fn as_value(&self) -> &Value {
+        &self.0
+    }
+
+    /// Wraps a value that is already a valid document (loom models only).
+    #[cfg(loom)]
+    pub(crate) fn from_raw(value: Value) -> Self {
+        Document(Arc::new(value))
+    }
+
+    /// The JSON value, copied only if another clone of this document is alive.
+    pub fn into_value(self) -> Value {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl Deref for Document {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl serde::Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl PartialEq<Value> for Document {
+    fn eq(&self, other: &Value) -> bool {
+        *self.0 == *other
+    }
+}
+
+/// What the `_id` of a document being written must be.
+pub(crate) enum IdRule<'a> {
+    /// Take `_id` from the document, or generate one if it has none.
+    FromDocumentOrGenerate(&'a crate::id::IdGenerator),
+    /// The operation names the id; a `_id` in the document must agree with it.
+    Fixed(&'a DocId),
+}
+
+/// Validates `value` as a document and returns it with its `_id` in place (first field).
+pub(crate) fn prepare(
+    value: Value,
+    rule: IdRule<'_>,
+    max_size: usize,
+) -> Result<(DocId, Document)> {
+    let Value::Object(mut map) = value else {
+        return Err(Error::invalid_document(format!(
+            "a document must be a JSON object, not {}",
+            json_kind(&value)
+        )));
+    };
+    check_depth(&map)?;
+    let id = match (map.get("_id"), rule) {
+        (Some(v), IdRule::FromDocumentOrGenerate(_)) => DocId::try_from(v)?,
+        (None, IdRule::FromDocumentOrGenerate(ids)) => ids.next(),
+        (Some(v), IdRule::Fixed(id)) => {
+            let given = DocId::try_from(v)?;
+            if &given != id {
+                return Err(Error::invalid_document(format!(
+                    "the document's _id {given} does not match the id {id} of the operation"
+                )));
+            }
+            given
+        }
+        (None, IdRule::Fixed(id)) => id.clone(),
+    };
+    if map.get("_id").is_none() {
+        let mut with_id = Map::with_capacity(map.len() + 1);
+        with_id.insert("_id".to_owned(), id.to_value());
+        with_id.append(&mut map);
+        map = with_id;
+    }
+    let value = Value::Object(map);
+    let size = encoded_size(&value);
+    if size > max_size {
+        return Err(Error::DocumentTooLarge {
+            size,
+            max: max_size,
+        });
+    }
+    Ok((id, Document(Arc::new(value))))
+}
+
+/// Depth check without recursion, so a hostile document cannot overflow the stack here.
+fn check_depth(map: &Map<String, Value>) -> Result<()> {
+    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 2)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > MAX_NESTING_DEPTH {
+            return Err(Error::invalid_document(format!(
+                "the document nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels"
+            )));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+fn encoded_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `Value` to an infallible writer cannot fail: its keys are strings.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// Checks a collection name: 1 to 64 bytes of `[A-Za-z0-9_.-]`.
+pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "a collection name must not be empty"
+    } else if name.len() > MAX_COLLECTION_NAME_LEN {
+        "a collection name must be at most 64 bytes long"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        "a collection name may contain only ASCII letters, digits, '_', '.' and '-'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidCollectionName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn id_is_inserted_first_and_kept() {
+        let ids = crate::id::IdGenerator::default();
+        let (id, doc) = prepare(
+            json!({"a": 1}),
+            IdRule::FromDocumentOrGenerate(&ids),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(doc.as_object().unwrap().keys().next().unwrap(), "_id");
+        assert_eq!(doc.id(), id);
+        let (id, _) = prepare(
+            json!({"_id": 7, "a": 1}),
+            IdRule::FromDocumentOrGenerate(&ids),
+            100,
+        )
+        .unwrap();
+        assert_eq!(id, DocId::from(7));
+    }
+
+    #[test]
+    fn refuses_bad_documents() {
+        let ids = crate::id::IdGenerator::default();
+        let gen = || IdRule::FromDocumentOrGenerate(&ids);
+        assert!(matches!(
+            prepare(json!([1]), gen(), 100),
+            Err(Error::InvalidDocument { .. })
+        ));
+        assert!(matches!(
+            prepare(json!({"_id": 1.5}), gen(), 100),
+            Err(Error::InvalidId { .. })
+        ));
+        assert!(matches!(
+            prepare(json!({"_id": null}), gen(), 100),
+            Err(Error::InvalidId { .. })
+        ));
+        assert!(matches!(
+            prepare(json!({"_id": u64::MAX}), gen(), 100),
+            Err(Error::InvalidId { .. })
+        ));
+        assert!(matches!(
+            prepare(json!({"a": "x".repeat(200)}), gen(), 100),
+            Err(Error::DocumentTooLarge { max: 100, .. })
+        ));
+        let seven = DocId::from(7);
+        assert!(matches!(
+            prepare(json!({"_id": 8}), IdRule::Fixed(&seven), 100),
+            Err(Error::InvalidDocument { .. })
+        ));
+        let mut deep = json!(1);
+        for _ in 0..MAX_NESTING_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(prepare(json!({ "d": deep }), gen(), 1 << 20).is_err());
+        let mut ok = json!(1);
+        for _ in 0..MAX_NESTING_DEPTH - 2 {
+            ok = json!([ok]);
+        }
+        assert!(prepare(json!({ "d": ok }), gen(), 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn collection_names() {
+        for good in ["a", "users", "A-b_c.9", &"x".repeat(64)] {
+            assert!(validate_collection_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "..%2f", "a b", "é", "a\0", &"x".repeat(65)] {
+            assert!(validate_collection_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_increase() {
+        let ids = crate::id::IdGenerator::default();
+        let a = ids.next();
+        let b = ids.next();
+        assert!(a < b);
+        assert_eq!(a.as_str().unwrap().len(), 16);
+    }
+}

@@ -1,0 +1,162 @@
+//! `Engine`: the shared state behind every handle (`Database`, `Collection`, `Snapshot`,
+//! `Transaction`) and the read paths they share.
+//!
+//! Reads never take a lock a committer holds while it works: a read registers its timestamp
+//! (lock-free, see `mvcc::registry`), loads the catalog (arc-swap), and walks a version chain
+//! under an epoch guard inside the document map's shard read lock, which committers take for
+//! writing only to insert a brand-new chain.
+
+use crossbeam_epoch as epoch;
+
+use crate::catalog::Catalog;
+use crate::document::{validate_collection_name, Document};
+use crate::error::{Error, Result};
+use crate::id::{DocId, IdGenerator};
+use crate::mvcc::registry::{Registration, SnapshotRegistry};
+use crate::mvcc::Timestamp;
+use crate::options::Options;
+use crate::sync::{Arc, AtomicArc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::txn::oracle::Oracle;
+
+/// Shared state of one open database.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) options: Options,
+    pub(crate) oracle: Oracle,
+    pub(crate) registry: SnapshotRegistry,
+    /// Published by the commit path before the commit's timestamp (see `catalog`).
+    pub(crate) catalog: AtomicArc<Catalog>,
+    /// Set once by `close` (SeqCst); read by every operation (Acquire) and, under the commit
+    /// lock, by every commit, so no commit starts after `close` has taken the lock.
+    closed: AtomicBool,
+    pub(crate) ids: IdGenerator,
+    /// Versions unlinked by GC since open (Relaxed: a statistic).
+    pub(crate) reclaimed: AtomicU64,
+    /// Serializes GC passes; holds the watermark of the last pass.
+    pub(crate) gc_state: Mutex<Timestamp>,
+    #[cfg(not(loom))]
+    pub(crate) gc_worker: crate::gc::Worker,
+}
+
+impl Engine {
+    pub(crate) fn new(options: Options) -> Self {
+        Self {
+            options,
+            oracle: Oracle::new(),
+            registry: SnapshotRegistry::new(),
+            catalog: AtomicArc::new(Arc::new(Catalog::default())),
+            closed: AtomicBool::new(false),
+            ids: IdGenerator::default(),
+            reclaimed: AtomicU64::new(0),
+            gc_state: Mutex::new(Timestamp::ZERO),
+            #[cfg(not(loom))]
+            gc_worker: crate::gc::Worker::default(),
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the database closed and waits for an in-flight commit to finish. Returns false if
+    /// it was already closed.
+    pub(crate) fn mark_closed(&self) -> bool {
+        let slot = self.oracle.begin_commit();
+        let first = !self.closed.swap(true, Ordering::SeqCst);
+        drop(slot);
+        first
+    }
+
+    /// Registers a snapshot at the latest visible timestamp.
+    pub(crate) fn register(&self) -> Registration {
+        self.registry.register(|| self.oracle.visible())
+    }
+
+    /// Runs `f` at a freshly registered latest timestamp (the auto-commit read path).
+    pub(crate) fn at_latest<R>(&self, f: impl FnOnce(Timestamp) -> R) -> Result<R> {
+        self.check_open()?;
+        let reg = self.register();
+        let out = f(reg.timestamp());
+        self.registry.unregister(reg);
+        Ok(out)
+    }
+
+    /// The document `id` of `collection` as of `ts`; a missing collection reads as empty.
+    /// `ts` must be registered.
+    pub(crate) fn read_at(&self, ts: Timestamp, collection: &str, id: &DocId) -> Option<Document> {
+        self.catalog.with(|catalog| {
+            let inc = catalog.visible(collection, ts)?;
+            let guard = epoch::pin();
+            inc.store
+                .chains
+                .read(id, |chain| chain.read(ts, &guard))
+                .flatten()
+        })
+    }
+
+    /// Every document of `collection` visible at `ts`, in `_id` order. `ts` must be registered.
+    pub(crate) fn scan_at(&self, ts: Timestamp, collection: &str) -> Vec<(DocId, Document)> {
+        let catalog = self.catalog.load_full();
+        let Some(inc) = catalog.visible(collection, ts) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut guard = epoch::pin();
+        let mut seen = 0u32;
+        inc.store.chains.for_each(|id, chain| {
+            if let Some(doc) = chain.read(ts, &guard) {
+                out.push((id.clone(), doc));
+            }
+            seen = seen.wrapping_add(1);
+            if seen % 1024 == 0 {
+                // Long pins hold back epoch reclamation for everyone; let it advance.
+                guard.repin();
+            }
+        });
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Number of documents of `collection` visible at `ts`. `ts` must be registered.
+    pub(crate) fn count_at(&self, ts: Timestamp, collection: &str) -> usize {
+        let catalog = self.catalog.load_full();
+        let Some(inc) = catalog.visible(collection, ts) else {
+            return 0;
+        };
+        let guard = epoch::pin();
+        let mut n = 0;
+        inc.store.chains.for_each(|_, chain| {
+            if chain.read(ts, &guard).is_some() {
+                n += 1;
+            }
+        });
+        n
+    }
+
+    pub(crate) fn collection_names(&self) -> Vec<String> {
+        self.at_latest(|ts| self.catalog.with(|c| c.names_at(ts)))
+            .unwrap_or_default()
+    }
+}
+
+/// Validates a collection name given to a by-name API.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    validate_collection_name(name)
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The GC thread holds only a weak reference; wake it so it exits now, not after its
+        // interval.
+        #[cfg(not(loom))]
+        self.gc_worker.wake();
+    }
+}

@@ -1,0 +1,257 @@
+//! The one place that decides between std and loom synchronization.
+//!
+//! Everything else in the crate imports `Arc`, `Mutex`, atomics, the published-state cell
+//! [`AtomicArc`] and the guard-free [`ConcurrentMap`] from here. Under `--cfg loom` they become
+//! loom's types, so the model checker sees every synchronizing operation of the engine:
+//! `DashMap` (whose shard locks loom cannot see, and which deadlocks under loom) becomes a loom
+//! `RwLock<HashMap>`, and `ArcSwap` (invisible to loom) becomes a loom `RwLock<Arc<T>>`.
+//!
+//! The APIs hand out no guards: callers pass closures, so no caller can hold a shard lock across
+//! another synchronizing operation by accident. Nothing here is `static`: all state hangs off
+//! the `Database` handle.
+#![allow(clippy::disallowed_types)]
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+    pub(crate) use std::sync::{Arc, Mutex as RawMutex, MutexGuard};
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+    pub(crate) use loom::sync::{Arc, Mutex as RawMutex, MutexGuard};
+}
+
+pub(crate) use imp::{fence, Arc, AtomicBool, AtomicU64, MutexGuard, Ordering};
+
+/// A mutex whose `lock` never reports poisoning.
+///
+/// No engine code runs user callbacks while holding one of these, and every critical section
+/// either completes or changes nothing (see the commit path), so a panic elsewhere cannot leave
+/// the protected state half-updated.
+#[derive(Debug, Default)]
+pub struct Mutex<T>(imp::RawMutex<T>);
+
+impl<T> Mutex<T> {
+    /// Creates a mutex holding `value`.
+    pub fn new(value: T) -> Self {
+        Self(imp::RawMutex::new(value))
+    }
+
+    /// Locks, recovering the guard if another thread panicked while holding it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A cell publishing an immutable `Arc<T>` that readers load without locking.
+#[derive(Debug)]
+pub struct AtomicArc<T> {
+    #[cfg(not(loom))]
+    inner: arc_swap::ArcSwap<T>,
+    #[cfg(loom)]
+    inner: loom::sync::RwLock<Arc<T>>,
+}
+
+impl<T> AtomicArc<T> {
+    /// Creates the cell with an initial value.
+    pub fn new(value: Arc<T>) -> Self {
+        #[cfg(not(loom))]
+        return Self {
+            inner: arc_swap::ArcSwap::new(value),
+        };
+        #[cfg(loom)]
+        return Self {
+            inner: loom::sync::RwLock::new(value),
+        };
+    }
+
+    /// Returns the current value, keeping it alive for as long as the caller holds it.
+    pub fn load_full(&self) -> Arc<T> {
+        #[cfg(not(loom))]
+        return self.inner.load_full();
+        #[cfg(loom)]
+        return Arc::clone(
+            &self
+                .inner
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+
+    /// Runs `f` on the current value without touching its reference count (the hot read path).
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(&self.inner.load());
+        #[cfg(loom)]
+        return f(&self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Publishes a new value. Release: a reader that loads it sees everything written before.
+    pub fn store(&self, value: Arc<T>) {
+        #[cfg(not(loom))]
+        self.inner.store(value);
+        #[cfg(loom)]
+        {
+            *self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        }
+    }
+}
+
+/// A concurrent hash map without guards: `DashMap` normally, a loom `RwLock<HashMap>` under loom.
+#[derive(Debug)]
+pub struct ConcurrentMap<K: Eq + Hash, V> {
+    #[cfg(not(loom))]
+    inner: dashmap::DashMap<K, V>,
+    #[cfg(loom)]
+    inner: loom::sync::RwLock<std::collections::HashMap<K, V>>,
+}
+
+/// Shards of the document map. More shards than DashMap's default keep the time a scan or a GC
+/// pass holds one shard's read lock (and so delays a committer inserting a new chain into that
+/// shard) short even for millions of documents.
+#[cfg(not(loom))]
+const SHARDS: usize = 128;
+
+impl<K: Eq + Hash, V> Default for ConcurrentMap<K, V> {
+    fn default() -> Self {
+        #[cfg(not(loom))]
+        return Self {
+            inner: dashmap::DashMap::with_shard_amount(SHARDS),
+        };
+        #[cfg(loom)]
+        return Self {
+            inner: loom::sync::RwLock::new(std::collections::HashMap::new()),
+        };
+    }
+}
+
+impl<K: Eq + Hash, V> ConcurrentMap<K, V> {
+    /// Runs `f` on the value under `key`, if any.
+    pub fn read<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        #[cfg(not(loom))]
+        return self.inner.get(key).map(|entry| f(entry.value()));
+        #[cfg(loom)]
+        return self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .map(f);
+    }
+
+    /// Runs `f` on the value under `key`, inserting `make()` first if there is none.
+    pub fn read_or_insert<R>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
+        #[cfg(not(loom))]
+        {
+            if let Some(entry) = self.inner.get(&key) {
+                return f(entry.value());
+            }
+            let entry = self.inner.entry(key).or_insert_with(make);
+            f(entry.value())
+        }
+        #[cfg(loom)]
+        {
+            let mut map = self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(map.entry(key).or_insert_with(make))
+        }
+    }
+
+    /// Removes the entry under `key` if `pred` holds for it, returning the removed value so the
+    /// caller drops it outside the map's lock.
+    pub fn remove_if(&self, key: &K, pred: impl FnOnce(&V) -> bool) -> Option<V> {
+        #[cfg(not(loom))]
+        return self.inner.remove_if(key, |_, v| pred(v)).map(|(_, v)| v);
+        #[cfg(loom)]
+        {
+            let mut map = self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.get(key).is_some_and(pred) {
+                map.remove(key)
+            } else {
+                None
+            }
+        }
+    }
+
+    /// Visits every entry. Each shard is read-locked only while its own entries are visited.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        #[cfg(not(loom))]
+        for entry in &self.inner {
+            f(entry.key(), entry.value());
+        }
+        #[cfg(loom)]
+        for (k, v) in self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            f(k, v);
+        }
+    }
+}
+
+/// A cheap per-thread number used to spread threads over registry slots; 0 under loom, where
+/// std thread-locals are shared by every model thread.
+pub fn thread_hint() -> usize {
+    #[cfg(not(loom))]
+    {
+        thread_local!(static HINT: u8 = const { 0 });
+        let addr = HINT.with(|h| std::ptr::from_ref(h) as usize) as u64;
+        // Fibonacci hashing spreads the (aligned, clustered) TLS addresses over the slots.
+        usize::try_from((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40).unwrap_or(0)
+    }
+    #[cfg(loom)]
+    0
+}
+
+/// Backs off before retry number `attempt` of a conflicting transaction.
+pub fn backoff(attempt: u32) {
+    #[cfg(not(loom))]
+    {
+        if attempt < 3 {
+            std::thread::yield_now();
+        } else {
+            let micros = 1u64 << attempt.min(10);
+            // Jitter from the clock keeps retrying threads from staying in lock-step.
+            let jitter = u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos()),
+            ) % micros.max(1);
+            std::thread::sleep(std::time::Duration::from_micros(micros + jitter));
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = attempt;
+        loom::thread::yield_now();
+    }
+}

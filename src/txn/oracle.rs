@@ -1,0 +1,70 @@
+//! The timestamp oracle: the single serialization point of all commits.
+//!
+//! Load-bearing invariant (publication order): a commit installs every version it writes (and
+//! publishes any catalog change) *before* it publishes its timestamp as visible, and it publishes
+//! with Release. A reader that acquires visible timestamp `t` therefore finds every version with
+//! `commit_ts <= t` already linked, and none of a later commit is visible to it, because those
+//! carry timestamps greater than `t`. This is what makes every commit appear atomically.
+
+use crate::mvcc::Timestamp;
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
+
+/// Hands out commit timestamps and publishes them.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    /// Latest published commit timestamp. Written only by `CommitSlot::publish` (Release), while
+    /// holding `commit_lock`; read by snapshots (Acquire), after which every version committed
+    /// at or below it is reachable.
+    visible: AtomicU64,
+    /// Serializes committers: validation, installation and publication of one commit happen
+    /// while holding it. Readers never take it.
+    commit_lock: Mutex<()>,
+}
+
+/// The right to commit at `ts()`, held by exactly one committer at a time.
+///
+/// Dropping it without `publish` abandons the commit; the committer must then have installed
+/// nothing, because the next commit reuses the same timestamp.
+#[derive(Debug)]
+#[must_use = "a commit slot does nothing until published"]
+pub struct CommitSlot<'a> {
+    oracle: &'a Oracle,
+    ts: Timestamp,
+    _lock: MutexGuard<'a, ()>,
+}
+
+impl Oracle {
+    /// An oracle at timestamp zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The latest published commit timestamp.
+    pub fn visible(&self) -> Timestamp {
+        Timestamp(self.visible.load(Ordering::Acquire))
+    }
+
+    /// Waits for the commit lock and returns the slot for the next commit.
+    pub fn begin_commit(&self) -> CommitSlot<'_> {
+        let lock = self.commit_lock.lock();
+        // Relaxed: `visible` is only written under the lock we hold.
+        let ts = Timestamp(self.visible.load(Ordering::Relaxed)).next();
+        CommitSlot {
+            oracle: self,
+            ts,
+            _lock: lock,
+        }
+    }
+}
+
+impl CommitSlot<'_> {
+    /// The timestamp this commit will carry.
+    pub fn ts(&self) -> Timestamp {
+        self.ts
+    }
+
+    /// Makes the commit visible. Everything it installed must already be linked.
+    pub fn publish(self) {
+        self.oracle.visible.store(self.ts.0, Ordering::Release);
+    }
+}
