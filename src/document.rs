@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::{json_kind, DocId};
-use crate::sync::Arc;
+use crate::sync::PayloadArc as Arc;
 
 /// Deepest nesting of arrays and objects a document may have (MongoDB's limit). It also keeps
 /// the recursive JSON encoder far from the end of the stack.
@@ -24,7 +24,7 @@ pub const MAX_COLLECTION_NAME_LEN: usize = 64;
 /// A stored document: a JSON object that always carries its `_id`.
 ///
 /// Cloning is cheap (a reference count); the value behind it never changes.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Document(Arc<Value>);
 
 impl Document {
@@ -77,6 +77,12 @@ impl fmt::Display for Document {
 impl serde::Serialize for Document {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.0.serialize(s)
+    }
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Document) -> bool {
+        *self.0 == *other.0
     }
 }
 

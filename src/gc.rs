@@ -95,6 +95,7 @@ impl Engine {
     /// True if a pass could reclaim something the last one could not: the watermark moved, or a
     /// dropped collection is waiting. A pass with an unchanged watermark finds nothing new,
     /// because every commit since the last pass carries a timestamp above that watermark.
+    #[cfg(not(loom))]
     pub(crate) fn gc_wanted(&self) -> bool {
         let last = *self.gc_state.lock();
         let visible = self.oracle.visible();

@@ -28,6 +28,12 @@ mod imp {
 
 pub(crate) use imp::{fence, Arc, AtomicBool, AtomicU64, MutexGuard, Ordering};
 
+/// std's `Arc` even under loom, for immutable payloads (document bodies) that loom need not
+/// track. Their frees are deferred through crossbeam-epoch, whose global collector outlives a
+/// single loom execution in tier 1; a loom-tracked `Arc` freed there would be reported as leaked
+/// by one execution and dropped outside the model by the next.
+pub(crate) use std::sync::Arc as PayloadArc;
+
 /// A mutex whose `lock` never reports poisoning.
 ///
 /// No engine code runs user callbacks while holding one of these, and every critical section

@@ -27,6 +27,12 @@ impl Timestamp {
     }
 }
 
+impl From<u64> for Timestamp {
+    fn from(raw: u64) -> Self {
+        Timestamp(raw)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -29,7 +29,7 @@ const FREE: u64 = u64::MAX;
 
 #[cfg(not(loom))]
 const SLOTS: usize = 128;
-/// Under loom, two slots are enough to exercise both the slot and the overflow paths.
+/// Under loom, few slots keep the models small.
 #[cfg(loom)]
 const SLOTS: usize = 2;
 
@@ -82,8 +82,14 @@ impl Default for SnapshotRegistry {
 impl SnapshotRegistry {
     /// An empty registry.
     pub fn new() -> Self {
+        Self::with_slots(SLOTS)
+    }
+
+    /// An empty registry with `slots` lock-free slots; registrations beyond them go to the
+    /// mutex-protected overflow list (`with_slots(0)` sends every one there, for tests).
+    pub fn with_slots(slots: usize) -> Self {
         Self {
-            slots: (0..SLOTS).map(|_| Slot(AtomicU64::new(FREE))).collect(),
+            slots: (0..slots).map(|_| Slot(AtomicU64::new(FREE))).collect(),
             overflow: Mutex::new(BTreeMap::new()),
             horizon: AtomicU64::new(0),
         }
@@ -109,8 +115,9 @@ impl SnapshotRegistry {
     fn claim(&self, ts: Timestamp) -> Registration {
         debug_assert!(ts.0 != FREE);
         let start = crate::sync::thread_hint();
-        for i in 0..SLOTS {
-            let idx = (start + i) % SLOTS;
+        let n = self.slots.len();
+        for i in 0..n {
+            let idx = (start + i) % n;
             if self.slots[idx]
                 .0
                 .compare_exchange(FREE, ts.0, Ordering::SeqCst, Ordering::Relaxed)

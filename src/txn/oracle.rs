@@ -17,8 +17,9 @@ pub struct Oracle {
     /// at or below it is reachable.
     visible: AtomicU64,
     /// Serializes committers: validation, installation and publication of one commit happen
-    /// while holding it. Readers never take it.
-    commit_lock: Mutex<()>,
+    /// while holding it; it holds the last published timestamp, so committers never read
+    /// `visible`. Readers never take it.
+    commit_lock: Mutex<Timestamp>,
 }
 
 /// The right to commit at `ts()`, held by exactly one committer at a time.
@@ -30,7 +31,7 @@ pub struct Oracle {
 pub struct CommitSlot<'a> {
     oracle: &'a Oracle,
     ts: Timestamp,
-    _lock: MutexGuard<'a, ()>,
+    last: MutexGuard<'a, Timestamp>,
 }
 
 impl Oracle {
@@ -46,13 +47,12 @@ impl Oracle {
 
     /// Waits for the commit lock and returns the slot for the next commit.
     pub fn begin_commit(&self) -> CommitSlot<'_> {
-        let lock = self.commit_lock.lock();
-        // Relaxed: `visible` is only written under the lock we hold.
-        let ts = Timestamp(self.visible.load(Ordering::Relaxed)).next();
+        let last = self.commit_lock.lock();
+        let ts = last.next();
         CommitSlot {
             oracle: self,
             ts,
-            _lock: lock,
+            last,
         }
     }
 }
@@ -64,7 +64,8 @@ impl CommitSlot<'_> {
     }
 
     /// Makes the commit visible. Everything it installed must already be linked.
-    pub fn publish(self) {
+    pub fn publish(mut self) {
+        *self.last = self.ts;
         self.oracle.visible.store(self.ts.0, Ordering::Release);
     }
 }
