@@ -35,6 +35,14 @@ fn two_committers_on_one_document_exactly_one_wins() {
             .any(|r| r.as_ref().is_err_and(snapbase::Error::is_conflict)));
         let c = db.collection("c").unwrap();
         assert_eq!(c.get(1).unwrap().unwrap()["v"], winners[0]);
-        assert_eq!(c.len().unwrap(), 2, "the loser's insert was applied");
+        let ids: Vec<_> = c.scan().unwrap().iter().map(|d| d["_id"].clone()).collect();
+        let snap = db.snapshot();
+        assert_eq!(
+            ids,
+            [json!(1), json!(10 + winners[0])],
+            "exactly the winner's writes are applied (ts {}, stats {:?})",
+            snap.timestamp(),
+            db.stats()
+        );
     });
 }

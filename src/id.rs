@@ -142,9 +142,7 @@ pub(crate) struct IdGenerator {
 
 impl IdGenerator {
     pub(crate) fn next(&self) -> DocId {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let now = crate::sync::clock_micros();
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);

@@ -62,6 +62,11 @@ pub use crate::stats::{GcReport, Stats};
 pub use crate::txn::transaction::Transaction;
 pub use crate::txn::Isolation;
 
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Internals exposed only to the loom harness in `loom_tests/`; not public API.
 #[cfg(loom)]
 #[doc(hidden)]

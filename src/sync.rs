@@ -122,8 +122,13 @@ pub struct ConcurrentMap<K: Eq + Hash, V> {
     #[cfg(not(loom))]
     inner: dashmap::DashMap<K, V>,
     #[cfg(loom)]
-    inner: loom::sync::RwLock<std::collections::HashMap<K, V>>,
+    inner: loom::sync::RwLock<std::collections::HashMap<K, V, LoomHasher>>,
 }
+
+/// A fixed-seed hasher: loom replays executions and requires every one to be deterministic,
+/// which a randomly seeded map's iteration order is not.
+#[cfg(loom)]
+type LoomHasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
 /// Shards of the document map. More shards than DashMap's default keep the time a scan or a GC
 /// pass holds one shard's read lock (and so delays a committer inserting a new chain into that
@@ -139,7 +144,7 @@ impl<K: Eq + Hash, V> Default for ConcurrentMap<K, V> {
         };
         #[cfg(loom)]
         return Self {
-            inner: loom::sync::RwLock::new(std::collections::HashMap::new()),
+            inner: loom::sync::RwLock::new(std::collections::HashMap::default()),
         };
     }
 }
@@ -234,6 +239,17 @@ pub fn thread_hint() -> usize {
         // Fibonacci hashing spreads the (aligned, clustered) TLS addresses over the slots.
         usize::try_from((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40).unwrap_or(0)
     }
+    #[cfg(loom)]
+    0
+}
+
+/// Microseconds since the Unix epoch; a constant 0 under loom, whose executions must be
+/// deterministic (ids then come from the generator's counter alone).
+pub fn clock_micros() -> u64 {
+    #[cfg(not(loom))]
+    return std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     #[cfg(loom)]
     0
 }

@@ -340,7 +340,7 @@ fn documents_read_back_exactly() {
     let db = db();
     let c = db.collection("c").unwrap();
     let original =
-        json!({"_id": "k", "z": 1, "a": [1.0000000000000002, -0.0, 1e300], "m": {"y": null}});
+        json!({"_id": "k", "z": 1, "a": [1.000_000_000_000_000_2, -0.0, 1e300], "m": {"y": null}});
     c.insert(original.clone()).unwrap();
     let back = c.get("k").unwrap().unwrap();
     assert_eq!(*back, original);
