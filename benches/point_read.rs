@@ -1,1 +1,113 @@
-fn main() {}
+//! `point_read`: reads one document by id out of 1M (about 150 bytes each), on snapbase and on
+//! the two baselines, single-threaded, with random ids from a pre-generated list.
+//!
+//! Bench IDs (group `point_read`; throughput is one read per iteration):
+//! - `snapbase/snapshot_get`: `snap.get("c", id)` on one snapshot taken before the measurement.
+//! - `snapbase/snapshot_per_read`: `db.snapshot().get("c", id)`: take, read, drop a snapshot.
+//! - `snapbase/collection_get`: `collection.get(id)`, the auto-commit read at a fresh snapshot.
+//! - `dashmap/get_arc_clone`: `map.get(&id).map(|v| Arc::clone(v.value()))`.
+//! - `rwlock_hashmap/get_arc_clone`: `rwlock.read().get(&id).cloned()`.
+//!
+//! Target: `snapbase/snapshot_get` at most 2x `dashmap/get_arc_clone`.
+//!
+//! Run: `cargo bench --bench point_read`. The 1M-document databases are built once per run.
+#![allow(clippy::unwrap_used, reason = "a bench aborts on any engine error")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "DashMap is a baseline here; the loom concern applies only to src/"
+)]
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{IdCycle, COLLECTION};
+use criterion::{Criterion, Throughput};
+use snapbase::Database;
+
+/// Documents in the database (full run).
+const DOCS: usize = 1_000_000;
+/// Documents in the database when run as a smoke test (`cargo test --benches`).
+const SMOKE_DOCS: usize = 10_000;
+/// Length of the pre-generated list of random ids (a power of two).
+const IDS: usize = 1 << 20;
+
+fn point_read(c: &mut Criterion) {
+    let n = common::scaled(DOCS, SMOKE_DOCS);
+    let started = Instant::now();
+    let db = Database::in_memory();
+    let coll = db.collection(COLLECTION).unwrap();
+    common::load_snapbase(&coll, n);
+    let (rwlock, dash) = common::build_baselines(n);
+    let ids = common::random_ids(n, IDS, 0x5eed_0001);
+    println!(
+        "setup point_read: {n} documents loaded into snapbase and both baselines in {:.1?}",
+        started.elapsed()
+    );
+
+    // Every engine holds the same documents.
+    for &id in &ids[..1000] {
+        let from_db = coll.get(id).unwrap().unwrap();
+        let from_dash = dash.get(&id).map(|v| Arc::clone(v.value())).unwrap();
+        assert_eq!(from_db.as_value(), &*from_dash);
+        assert_eq!(from_db["n"], id);
+    }
+
+    let mut group = c.benchmark_group("point_read");
+    group.throughput(Throughput::Elements(1));
+
+    let snap = db.snapshot();
+    group.bench_function("snapbase/snapshot_get", |b| {
+        let mut next = IdCycle::new(&ids, 0);
+        b.iter(|| snap.get(COLLECTION, black_box(next.next_id())).unwrap());
+    });
+    drop(snap);
+
+    group.bench_function("snapbase/snapshot_per_read", |b| {
+        let mut next = IdCycle::new(&ids, 0);
+        b.iter(|| {
+            db.snapshot()
+                .get(COLLECTION, black_box(next.next_id()))
+                .unwrap()
+        });
+    });
+
+    group.bench_function("snapbase/collection_get", |b| {
+        let mut next = IdCycle::new(&ids, 0);
+        b.iter(|| coll.get(black_box(next.next_id())).unwrap());
+    });
+
+    group.bench_function("dashmap/get_arc_clone", |b| {
+        let mut next = IdCycle::new(&ids, 0);
+        b.iter(|| {
+            dash.get(&black_box(next.next_id()))
+                .map(|v| Arc::clone(v.value()))
+        });
+    });
+
+    group.bench_function("rwlock_hashmap/get_arc_clone", |b| {
+        let mut next = IdCycle::new(&ids, 0);
+        b.iter(|| {
+            rwlock
+                .read()
+                .unwrap()
+                .get(&black_box(next.next_id()))
+                .cloned()
+        });
+    });
+
+    group.finish();
+}
+
+fn main() {
+    // Defaults for this bench; command-line options (`--measurement-time`, ...) override them.
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    point_read(&mut c);
+    c.final_summary();
+}

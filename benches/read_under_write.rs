@@ -1,1 +1,261 @@
-fn main() {}
+//! `read_under_write`: random point-read throughput of 1 and 2 reader threads while one writer
+//! thread replaces random documents as fast as it can, against the same readers with no
+//! writer, on snapbase and on the two baselines. 100k documents of about 150 bytes.
+//!
+//! Bench IDs (group `read_under_write`): `<engine>/readers=<1|2>/writer=<off|on>` with
+//! `<engine>` one of
+//! - `snapbase`: readers call `collection.get(id)` (auto-commit read at a fresh snapshot); the
+//!   writer calls `collection.replace(id, doc)` (one commit per replacement; default background
+//!   GC reclaims the superseded versions);
+//! - `rwlock_hashmap`: readers `rwlock.read().get(&id).cloned()`; the writer
+//!   `rwlock.write().insert(id, Arc::new(doc))`;
+//! - `dashmap`: readers `map.get(&id).map(|v| Arc::clone(v.value()))`; the writer
+//!   `map.insert(id, Arc::new(doc))`.
+//!
+//! One iteration is `READS_PER_ITER` random reads by each reader thread; criterion's throughput
+//! is total reads per second over all readers (`Throughput::Elements(readers * READS_PER_ITER)`).
+//! The measured interval runs from releasing the readers (a barrier) to the last reader's end;
+//! the writer is started, and has committed at least once, before it, and stopped after it.
+//! After each `writer=on` bench a `writer ...` line reports the writer's own rate.
+//!
+//! Run: `cargo bench --bench read_under_write`. With 2 readers and a writer on a 2-core machine
+//! the three threads share two cores.
+#![allow(clippy::unwrap_used, reason = "a bench aborts on any engine error")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "DashMap is a baseline here; the loom concern applies only to src/"
+)]
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Dash, IdCycle, Rng, RwLockMap, COLLECTION};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use serde_json::Value;
+use snapbase::{Collection, Database};
+
+/// Documents in each engine (full run).
+const DOCS: usize = 100_000;
+/// Documents when run as a smoke test (`cargo test --benches`).
+const SMOKE_DOCS: usize = 5_000;
+/// Random reads per reader thread per iteration.
+const READS_PER_ITER: usize = 10_000;
+/// Length of the pre-generated list of random ids (a power of two).
+const IDS: usize = 1 << 20;
+
+/// One engine under test: what a reader and the writer do.
+trait Engine: Sync {
+    /// Name used in bench IDs.
+    const NAME: &'static str;
+    /// Reads document `id`; the result goes to `black_box`.
+    fn read(&self, id: i64);
+    /// Replaces document `id` with `doc`.
+    fn write(&self, id: i64, doc: Value);
+}
+
+struct Snapbase(Collection);
+
+impl Engine for Snapbase {
+    const NAME: &'static str = "snapbase";
+    fn read(&self, id: i64) {
+        black_box(self.0.get(id).unwrap());
+    }
+    fn write(&self, id: i64, doc: Value) {
+        assert!(self.0.replace(id, doc).unwrap());
+    }
+}
+
+struct RwLockHashMap(RwLockMap);
+
+impl Engine for RwLockHashMap {
+    const NAME: &'static str = "rwlock_hashmap";
+    fn read(&self, id: i64) {
+        black_box(self.0.read().unwrap().get(&id).cloned());
+    }
+    fn write(&self, id: i64, doc: Value) {
+        let doc = Arc::new(doc);
+        let old = self.0.write().unwrap().insert(id, doc);
+        drop(old); // outside the lock, as a careful user would
+    }
+}
+
+struct DashMapEngine(Dash);
+
+impl Engine for DashMapEngine {
+    const NAME: &'static str = "dashmap";
+    fn read(&self, id: i64) {
+        black_box(self.0.get(&id).map(|v| Arc::clone(v.value())));
+    }
+    fn write(&self, id: i64, doc: Value) {
+        let old = self.0.insert(id, Arc::new(doc));
+        drop(old);
+    }
+}
+
+/// Writes done and time spent by the writer over all runs of one bench.
+#[derive(Default)]
+struct WriterTally {
+    writes: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// One engine loaded with `n_docs` documents, and the random ids its readers read.
+struct Fixture<'a, E> {
+    engine: &'a E,
+    n_docs: usize,
+    ids: &'a [i64],
+    /// Where in `ids` the next run starts, so runs do not repeat the same ids.
+    cursor: AtomicUsize,
+}
+
+/// Runs `iters` iterations with `readers` reader threads, with or without a writer, and
+/// returns the measured wall time.
+fn run<E: Engine>(
+    fx: &Fixture<'_, E>,
+    readers: usize,
+    writer: bool,
+    iters: u64,
+    tally: &WriterTally,
+) -> Duration {
+    let Fixture {
+        engine,
+        n_docs,
+        ids,
+        ref cursor,
+    } = *fx;
+    let reads = READS_PER_ITER * usize::try_from(iters).unwrap();
+    let stop = AtomicBool::new(false);
+    let writer_started = AtomicBool::new(false);
+    let start_line = Barrier::new(readers + 1);
+    // Each call starts its readers somewhere new in the id list.
+    let base = cursor.fetch_add(reads * readers, Ordering::Relaxed);
+    thread::scope(|s| {
+        let writer_handle = writer.then(|| {
+            s.spawn(|| {
+                let mut rng = Rng::new(u64::try_from(base).unwrap() ^ 0xdead_beef);
+                let started = Instant::now();
+                let mut done = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = rng.id_below(n_docs);
+                    engine.write(id, common::doc(id));
+                    done += 1;
+                    if done == 1 {
+                        writer_started.store(true, Ordering::Release);
+                    }
+                }
+                tally.writes.fetch_add(done, Ordering::Relaxed);
+                tally
+                    .nanos
+                    .fetch_add(common::nanos(started.elapsed()), Ordering::Relaxed);
+            })
+        });
+        if writer {
+            while !writer_started.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+        }
+        let reader_handles: Vec<_> = (0..readers)
+            .map(|r| {
+                let start_line = &start_line;
+                s.spawn(move || {
+                    let mut next = IdCycle::new(ids, base + r * reads);
+                    start_line.wait();
+                    for _ in 0..reads {
+                        engine.read(next.next_id());
+                    }
+                })
+            })
+            .collect();
+        start_line.wait();
+        let started = Instant::now();
+        for h in reader_handles {
+            h.join().unwrap();
+        }
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        if let Some(h) = writer_handle {
+            h.join().unwrap();
+        }
+        elapsed
+    })
+}
+
+fn bench_engine<E: Engine>(c: &mut Criterion, engine: &E, n_docs: usize, ids: &[i64]) {
+    let mut group = c.benchmark_group("read_under_write");
+    let fx = Fixture {
+        engine,
+        n_docs,
+        ids,
+        cursor: AtomicUsize::new(0),
+    };
+    for readers in [1, 2] {
+        group.throughput(Throughput::Elements(
+            u64::try_from(readers * READS_PER_ITER).unwrap(),
+        ));
+        for writer in [false, true] {
+            let id = BenchmarkId::new(
+                E::NAME,
+                format!(
+                    "readers={readers}/writer={}",
+                    if writer { "on" } else { "off" }
+                ),
+            );
+            let tally = WriterTally::default();
+            group.bench_function(id.clone(), |b| {
+                b.iter_custom(|iters| run(&fx, readers, writer, iters, &tally));
+            });
+            let writes = tally.writes.load(Ordering::Relaxed);
+            let nanos = tally.nanos.load(Ordering::Relaxed).max(1);
+            if writer {
+                #[allow(
+                    clippy::cast_precision_loss,
+                    reason = "display only; counts far below 2^52"
+                )]
+                let rate = writes as f64 * 1e9 / nanos as f64;
+                println!(
+                    "writer read_under_write/{}/readers={readers}/writer=on: {writes} writes in \
+                     {}, {rate:.0} writes/s (whole writer lifetime, warm-up included)",
+                    E::NAME,
+                    common::fmt_ns(nanos),
+                );
+            }
+        }
+    }
+    group.finish();
+}
+
+fn read_under_write(c: &mut Criterion) {
+    let n = common::scaled(DOCS, SMOKE_DOCS);
+    let ids = common::random_ids(n, IDS, 0x5eed_0002);
+    let started = Instant::now();
+
+    let db = Database::in_memory();
+    let coll = db.collection(COLLECTION).unwrap();
+    common::load_snapbase(&coll, n);
+    let (rwlock, dash) = common::build_baselines(n);
+    println!(
+        "setup read_under_write: {n} documents per engine in {:.1?}",
+        started.elapsed()
+    );
+
+    bench_engine(c, &Snapbase(coll), n, &ids);
+    println!("snapbase stats after read_under_write: {:?}", db.stats());
+    bench_engine(c, &RwLockHashMap(rwlock), n, &ids);
+    bench_engine(c, &DashMapEngine(dash), n, &ids);
+}
+
+fn main() {
+    // Defaults for this bench; command-line options (`--measurement-time`, ...) override them.
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    read_under_write(&mut c);
+    c.final_summary();
+}
