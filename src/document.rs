@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::{json_kind, DocId};
+use crate::mvcc::version::Version;
 use crate::sync::PayloadArc as Arc;
 
 /// Deepest nesting of arrays and objects a document may have (MongoDB's limit). It also keeps
@@ -23,15 +24,20 @@ pub const MAX_COLLECTION_NAME_LEN: usize = 64;
 
 /// A stored document: a JSON object that always carries its `_id`.
 ///
-/// Cloning is cheap (a reference count); the value behind it never changes.
+/// Cloning is cheap (a reference count); the value behind it never changes. The handle points
+/// at the version node itself (see `mvcc::version`), so holding a document keeps only that one
+/// version alive.
 #[derive(Clone)]
-pub struct Document(Arc<Value>);
+pub struct Document(Arc<Version>);
+
+/// What a tombstone would dereference to; never reached, since `Document`s hold bodies only.
+static NO_BODY: Value = Value::Null;
 
 impl Document {
     /// The document's `_id`.
     pub fn id(&self) -> DocId {
         // Documents are only built by `prepare`, which guarantees a valid `_id`.
-        self.0
+        self.as_value()
             .get("_id")
             .and_then(|v| DocId::try_from(v).ok())
             .unwrap_or_else(|| DocId::from(""))
@@ -39,18 +45,32 @@ impl Document {
 
     /// The JSON value.
     pub fn as_value(&self) -> &Value {
-        &self.0
+        self.0.body.as_ref().unwrap_or(&NO_BODY)
     }
 
     /// Wraps a value that is already a valid document (loom models only).
     #[cfg(loom)]
     pub(crate) fn from_raw(value: Value) -> Self {
-        Document(Arc::new(value))
+        Document(Arc::new(Version::uncommitted(value)))
     }
 
-    /// The JSON value, copied only if another clone of this document is alive.
+    /// The JSON value, copied only if another clone of this document (or its chain) holds it.
     pub fn into_value(self) -> Value {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+        match Arc::try_unwrap(self.0) {
+            Ok(version) => version.body.unwrap_or(Value::Null),
+            Err(shared) => shared.body.clone().unwrap_or(Value::Null),
+        }
+    }
+
+    /// The version node, for installing into a chain.
+    pub(crate) fn into_version(self) -> Arc<Version> {
+        self.0
+    }
+
+    /// A handle on a live version found in a chain.
+    pub(crate) fn from_version(version: Arc<Version>) -> Self {
+        debug_assert!(version.body.is_some());
+        Document(version)
     }
 }
 
@@ -58,37 +78,37 @@ impl Deref for Document {
     type Target = Value;
 
     fn deref(&self) -> &Value {
-        &self.0
+        self.as_value()
     }
 }
 
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
+        fmt::Display::fmt(self.as_value(), f)
     }
 }
 
 impl fmt::Display for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
+        fmt::Display::fmt(self.as_value(), f)
     }
 }
 
 impl serde::Serialize for Document {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.as_value().serialize(s)
     }
 }
 
 impl PartialEq for Document {
     fn eq(&self, other: &Document) -> bool {
-        *self.0 == *other.0
+        self.as_value() == other.as_value()
     }
 }
 
 impl PartialEq<Value> for Document {
     fn eq(&self, other: &Value) -> bool {
-        *self.0 == *other
+        self.as_value() == other
     }
 }
 
@@ -141,7 +161,7 @@ pub(crate) fn prepare(
             max: max_size,
         });
     }
-    Ok((id, Document(Arc::new(value))))
+    Ok((id, Document(Arc::new(Version::uncommitted(value)))))
 }
 
 /// Depth check without recursion, so a hostile document cannot overflow the stack here.

@@ -92,59 +92,83 @@ impl Engine {
     /// The document `id` of `collection` as of `ts`; a missing collection reads as empty.
     /// `ts` must be registered.
     pub(crate) fn read_at(&self, ts: Timestamp, collection: &str, id: &DocId) -> Option<Document> {
-        self.catalog.with(|catalog| {
-            let inc = catalog.visible(collection, ts)?;
-            let guard = epoch::pin();
-            inc.store
-                .chains
-                .read(id, |chain| chain.read(ts, &guard))
-                .flatten()
-        })
+        self.catalog
+            .with(|catalog| read_in(catalog, ts, collection, id))
     }
 
     /// Every document of `collection` visible at `ts`, in `_id` order. `ts` must be registered.
     pub(crate) fn scan_at(&self, ts: Timestamp, collection: &str) -> Vec<(DocId, Document)> {
-        let catalog = self.catalog.load_full();
-        let Some(inc) = catalog.visible(collection, ts) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut guard = epoch::pin();
-        let mut seen = 0u32;
-        inc.store.chains.for_each(|id, chain| {
-            if let Some(doc) = chain.read(ts, &guard) {
-                out.push((id.clone(), doc));
-            }
-            seen = seen.wrapping_add(1);
-            if seen % 1024 == 0 {
-                // Long pins hold back epoch reclamation for everyone; let it advance.
-                guard.repin();
-            }
-        });
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
+        scan_in(&self.catalog.load_full(), ts, collection)
     }
 
     /// Number of documents of `collection` visible at `ts`. `ts` must be registered.
     pub(crate) fn count_at(&self, ts: Timestamp, collection: &str) -> usize {
-        let catalog = self.catalog.load_full();
-        let Some(inc) = catalog.visible(collection, ts) else {
-            return 0;
-        };
-        let guard = epoch::pin();
-        let mut n = 0;
-        inc.store.chains.for_each(|_, chain| {
-            if chain.read(ts, &guard).is_some() {
-                n += 1;
-            }
-        });
-        n
+        count_in(&self.catalog.load_full(), ts, collection)
     }
 
     pub(crate) fn collection_names(&self) -> Vec<String> {
         self.at_latest(|ts| self.catalog.with(|c| c.names_at(ts)))
             .unwrap_or_default()
     }
+}
+
+// The read paths take the catalog explicitly, so a `Snapshot` can use the catalog it loaded
+// once, after registering, for all its reads (see the catalog rule in `catalog`).
+
+/// The document `id` of `collection` as of registered timestamp `ts`.
+pub(crate) fn read_in(
+    catalog: &Catalog,
+    ts: Timestamp,
+    collection: &str,
+    id: &DocId,
+) -> Option<Document> {
+    let inc = catalog.visible(collection, ts)?;
+    let guard = epoch::pin();
+    inc.store
+        .chains
+        .read(id, |chain| chain.read(ts, &guard))
+        .flatten()
+}
+
+/// Every document of `collection` visible at registered timestamp `ts`, in `_id` order.
+pub(crate) fn scan_in(
+    catalog: &Catalog,
+    ts: Timestamp,
+    collection: &str,
+) -> Vec<(DocId, Document)> {
+    let Some(inc) = catalog.visible(collection, ts) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut guard = epoch::pin();
+    let mut seen = 0u32;
+    inc.store.chains.for_each(|id, chain| {
+        if let Some(doc) = chain.read(ts, &guard) {
+            out.push((id.clone(), doc));
+        }
+        seen = seen.wrapping_add(1);
+        if seen % 1024 == 0 {
+            // Long pins hold back epoch reclamation for everyone; let it advance.
+            guard.repin();
+        }
+    });
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Number of documents of `collection` visible at registered timestamp `ts`.
+pub(crate) fn count_in(catalog: &Catalog, ts: Timestamp, collection: &str) -> usize {
+    let Some(inc) = catalog.visible(collection, ts) else {
+        return 0;
+    };
+    let guard = epoch::pin();
+    let mut n = 0;
+    inc.store.chains.for_each(|_, chain| {
+        if chain.read(ts, &guard).is_some() {
+            n += 1;
+        }
+    });
+    n
 }
 
 /// Validates a collection name given to a by-name API.

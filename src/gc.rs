@@ -22,6 +22,10 @@ use crate::sync::{Arc, Ordering};
 /// Chains removed per hold of the commit lock.
 const REMOVAL_BATCH: usize = 1024;
 
+/// Roughly how many deferred frees one `flush` can run (crossbeam collects up to 8 bags of 64
+/// per call, when the epoch allows).
+const FREES_PER_FLUSH: u64 = 256;
+
 impl Engine {
     /// Runs one GC pass.
     pub(crate) fn gc_pass(&self) -> GcReport {
@@ -84,9 +88,11 @@ impl Engine {
             .fetch_add(report.versions_reclaimed, Ordering::Relaxed);
         *last_watermark = watermark;
         drop(last_watermark);
-        // Hand this thread's deferred frees to the global queue and help advance the epoch, so
-        // memory is actually returned soon after a pass rather than at some later pin.
-        for _ in 0..4 {
+        // crossbeam-epoch runs deferred frees in bounded steps (a few bags of 64) on whichever
+        // thread pins next. Flushing here in proportion to what this pass unlinked makes the GC
+        // thread do most of that freeing itself, instead of spreading it over readers' reads.
+        let flushes = report.versions_reclaimed / FREES_PER_FLUSH + 4;
+        for _ in 0..flushes {
             epoch::pin().flush();
         }
         report

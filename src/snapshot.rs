@@ -2,8 +2,9 @@
 
 use std::fmt;
 
+use crate::catalog::Catalog;
 use crate::document::Document;
-use crate::engine::{check_name, Engine};
+use crate::engine::{check_name, count_in, read_in, scan_in, Engine};
 use crate::error::Result;
 use crate::id::DocId;
 use crate::mvcc::registry::Registration;
@@ -24,6 +25,9 @@ pub struct Snapshot {
 struct Pin {
     engine: Arc<Engine>,
     ts: Timestamp,
+    /// Loaded after registering: it holds every collection incarnation visible at `ts`, and
+    /// reads through it skip loading the shared catalog cell.
+    catalog: Arc<Catalog>,
     registration: Option<Registration>,
 }
 
@@ -39,13 +43,14 @@ impl Snapshot {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
         let registration = engine.register();
         let ts = registration.timestamp();
-        Snapshot {
-            pin: Arc::new(Pin {
-                engine,
-                ts,
-                registration: Some(registration),
-            }),
-        }
+        let catalog = engine.catalog.load_full();
+        let pin = Pin {
+            engine,
+            ts,
+            catalog,
+            registration: Some(registration),
+        };
+        Snapshot { pin: Arc::new(pin) }
     }
 
     pub(crate) fn engine(&self) -> &Arc<Engine> {
@@ -62,7 +67,12 @@ impl Snapshot {
     /// collection that does not exist reads as empty.
     pub fn get(&self, collection: &str, id: impl Into<DocId>) -> Result<Option<Document>> {
         self.check(collection)?;
-        Ok(self.pin.engine.read_at(self.pin.ts, collection, &id.into()))
+        Ok(read_in(
+            &self.pin.catalog,
+            self.pin.ts,
+            collection,
+            &id.into(),
+        ))
     }
 
     /// Every document of `collection` at this snapshot, in `_id` order.
@@ -78,17 +88,23 @@ impl Snapshot {
     /// Number of documents in `collection` at this snapshot.
     pub fn len(&self, collection: &str) -> Result<usize> {
         self.check(collection)?;
-        Ok(self.pin.engine.count_at(self.pin.ts, collection))
+        Ok(count_in(&self.pin.catalog, self.pin.ts, collection))
     }
 
     /// Names of the collections that exist at this snapshot, sorted.
     pub fn collection_names(&self) -> Result<Vec<String>> {
         self.pin.engine.check_open()?;
-        Ok(self.pin.engine.catalog.with(|c| c.names_at(self.pin.ts)))
+        Ok(self.pin.catalog.names_at(self.pin.ts))
     }
 
     pub(crate) fn scan_with_ids(&self, collection: &str) -> Vec<(DocId, Document)> {
-        self.pin.engine.scan_at(self.pin.ts, collection)
+        scan_in(&self.pin.catalog, self.pin.ts, collection)
+    }
+
+    /// The document as of this snapshot, without the closed or name checks (transactions have
+    /// made them already).
+    pub(crate) fn read_unchecked(&self, collection: &str, id: &DocId) -> Option<Document> {
+        read_in(&self.pin.catalog, self.pin.ts, collection, id)
     }
 
     fn check(&self, collection: &str) -> Result<()> {

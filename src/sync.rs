@@ -34,6 +34,10 @@ pub(crate) use imp::{fence, Arc, AtomicBool, AtomicU64, MutexGuard, Ordering};
 /// by one execution and dropped outside the model by the next.
 pub(crate) use std::sync::Arc as PayloadArc;
 
+/// std's `AtomicU64` even under loom, for the one field of a version node that is published by
+/// the chain's own (loom-modelled, in tier 2) Release/Acquire pair; see `mvcc::version`.
+pub(crate) use std::sync::atomic::AtomicU64 as PayloadAtomicU64;
+
 /// A mutex whose `lock` never reports poisoning.
 ///
 /// No engine code runs user callbacks while holding one of these, and every critical section

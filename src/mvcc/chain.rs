@@ -1,37 +1,34 @@
 //! A document's version chain: a newest-first singly linked list of versions, managed with
 //! crossbeam-epoch. This is the only module with `unsafe`.
 //!
+//! Nodes are reference-counted `Version`s (see `version`); the chain owns one strong reference
+//! per linked node, held as a raw pointer (`Arc::into_raw`) in crossbeam `Atomic` links.
+//!
 //! Writers: only the commit path prepends (`install`), and it is serialized by the commit lock,
 //! so `head` has one writer at a time. GC (serialized by the GC lock) cuts the tail of the list
 //! below the watermark (`prune`), concurrently with the commit path and with readers; it never
 //! touches `head`. Removing a whole chain from its map happens under the commit lock.
 //!
 //! Readers: walk from `head` under an epoch guard, stopping at the first version visible to their
-//! timestamp. A reader at timestamp `t` is registered (see `registry`), so the GC watermark
-//! `w <= t`; GC keeps the newest version with `commit_ts <= w`, which is at or after the version
-//! the reader needs, so no reader ever needs a node GC has unlinked. Unlinked nodes are freed
-//! through `Guard::defer_destroy`, so even a reader that raced past the cut reads valid memory.
+//! timestamp, and take a strong reference to it. A reader at timestamp `t` is registered (see
+//! `registry`), so the GC watermark `w <= t`; GC keeps the newest version with `commit_ts <= w`,
+//! which is at or after the version the reader needs, so no reader ever needs a node GC has
+//! unlinked. The chain's references to unlinked nodes are released through the epoch collector
+//! (`defer_unchecked`), so a reader that loaded a pointer before the cut can still safely take
+//! its own reference: the node is alive until every guard that could have seen it is dropped.
 #![allow(unsafe_code)] // This module is the crate's one exception; every block has a SAFETY note.
 
-use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Shared};
 
+use super::version::Version;
 use super::{is_visible, Timestamp};
 use crate::document::Document;
-use crate::sync::Ordering;
-
-/// One committed version of a document. `body == None` is a tombstone (a delete).
-struct Version {
-    commit_ts: Timestamp,
-    body: Option<Document>,
-    /// The next older version. Written at creation (before `head` publishes the node) and by
-    /// GC's `prune` (`swap` to null, AcqRel); read by readers walking the chain (Acquire).
-    next: Atomic<Version>,
-}
+use crate::sync::{Ordering, PayloadArc as Arc};
 
 /// What `prune` did to one chain.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
-    /// Versions unlinked and handed to the epoch collector.
+    /// Versions unlinked, whose chain references were handed to the epoch collector.
     pub freed: u64,
     /// The only version left visible at the watermark is a tombstone at the head: the whole
     /// chain can be removed from its map (under the commit lock, re-checked with `is_dead_at`).
@@ -57,6 +54,24 @@ impl Default for VersionChain {
     }
 }
 
+/// A raw chain reference moved into a deferred release; raw pointers are not `Send`.
+struct ChainRef(*const Version);
+
+// SAFETY: the pointer is a strong reference to a `Version`, which is `Send + Sync` (its fields
+// are atomics and an immutable `Value`); releasing it on another thread is what `Arc` allows.
+unsafe impl Send for ChainRef {}
+
+impl ChainRef {
+    /// Releases the chain's strong reference.
+    ///
+    /// # Safety
+    /// The pointer came from `Arc::into_raw` and this reference is released exactly once.
+    unsafe fn release(self) {
+        // SAFETY: guaranteed by the caller.
+        drop(unsafe { Arc::from_raw(self.0) });
+    }
+}
+
 impl VersionChain {
     /// An empty chain.
     pub fn new() -> Self {
@@ -65,30 +80,36 @@ impl VersionChain {
         }
     }
 
-    /// Prepends a version committed at `ts`. Commit path only (the commit lock serializes
-    /// callers); `ts` is greater than every version already in the chain.
+    /// Prepends a version committed at `ts` (a tombstone if `body` is `None`). Commit path only
+    /// (the commit lock serializes callers); `ts` is greater than every version in the chain.
     pub fn install(&self, ts: Timestamp, body: Option<Document>, guard: &Guard) {
+        let node = body.map_or_else(|| Arc::new(Version::tombstone()), Document::into_version);
+        node.mark_installed(ts);
         // Relaxed: the commit lock orders us after the previous installer, the only other
-        // writer of `head`.
-        let head = self.head.load(Ordering::Relaxed, guard);
-        let node = Owned::new(Version {
-            commit_ts: ts,
-            body,
-            next: Atomic::from(head),
-        });
-        self.head.store(node, Ordering::Release);
+        // writer of `head`; the Release store below publishes `next` and `commit_ts`.
+        node.next
+            .store(self.head.load(Ordering::Relaxed, guard), Ordering::Relaxed);
+        self.head
+            .store(Shared::from(Arc::into_raw(node)), Ordering::Release);
     }
 
-    /// The body visible at `ts`: `None` when no version is visible or the visible one is a
+    /// The document visible at `ts`: `None` when no version is visible or the visible one is a
     /// tombstone.
     pub fn read(&self, ts: Timestamp, guard: &Guard) -> Option<Document> {
         let mut cur = self.head.load(Ordering::Acquire, guard);
-        // SAFETY: `cur` was loaded from this chain under `guard`; nodes are freed only through
-        // `defer_destroy` after being unlinked (prune) or when the chain itself is dropped with
-        // exclusive access, so the node outlives `guard`.
+        // SAFETY: `cur` was loaded from this chain under `guard`; the chain's reference to a
+        // node is released only through the epoch collector after the node is unlinked (prune)
+        // or when the chain is dropped with exclusive access, so the node outlives `guard`.
         while let Some(v) = unsafe { cur.as_ref() } {
-            if is_visible(v.commit_ts, ts) {
-                return v.body.clone();
+            if is_visible(v.commit_ts(), ts) {
+                v.body.as_ref()?;
+                let raw = cur.as_raw();
+                // SAFETY: `raw` came from `Arc::into_raw` and the chain's strong reference is
+                // alive while `guard` is (see above), so taking another one is sound.
+                unsafe { Arc::increment_strong_count(raw) };
+                // SAFETY: the reference just taken is owned by the new `Arc`.
+                let version = unsafe { Arc::from_raw(raw) };
+                return Some(Document::from_version(version));
             }
             cur = v.next.load(Ordering::Acquire, guard);
         }
@@ -98,8 +119,8 @@ impl VersionChain {
     /// Timestamp of the newest version and whether it is live (not a tombstone).
     pub fn newest(&self, guard: &Guard) -> Option<(Timestamp, bool)> {
         let head = self.head.load(Ordering::Acquire, guard);
-        // SAFETY: as in `read`: loaded under `guard`, freed only via the epoch collector.
-        unsafe { head.as_ref() }.map(|v| (v.commit_ts, v.body.is_some()))
+        // SAFETY: as in `read`: loaded under `guard`, released only via the epoch collector.
+        unsafe { head.as_ref() }.map(|v| (v.commit_ts(), v.body.is_some()))
     }
 
     /// Unlinks every version that no snapshot at or above `watermark` can see: everything older
@@ -109,7 +130,7 @@ impl VersionChain {
         let mut cur = head;
         // SAFETY: as in `read`.
         while let Some(v) = unsafe { cur.as_ref() } {
-            if is_visible(v.commit_ts, watermark) {
+            if is_visible(v.commit_ts(), watermark) {
                 let mut out = Pruned {
                     freed: 0,
                     dead: cur == head && v.body.is_none(),
@@ -118,10 +139,16 @@ impl VersionChain {
                 // SAFETY: `tail` heads the list just cut off this chain under `guard`.
                 while let Some(old) = unsafe { tail.as_ref() } {
                     let next = old.next.load(Ordering::Acquire, guard);
-                    // SAFETY: `tail` is unreachable from `head` now (we cut it, and only GC,
-                    // which we are, cuts), and only this pass holds it, so it is destroyed once;
-                    // readers that loaded it earlier are protected until their guards drop.
-                    unsafe { guard.defer_destroy(tail) };
+                    let chain_ref = ChainRef(tail.as_raw());
+                    let release = move || {
+                        // SAFETY: the cut list is unreachable from `head` now and only this pass
+                        // (GC is serialized) walks it, so each chain reference is released once.
+                        unsafe { chain_ref.release() }
+                    };
+                    // SAFETY: deferring the release keeps the node alive for readers pinned
+                    // before the cut, who may still take their own reference; `release` owns
+                    // nothing borrowed, so running it later, on any thread, is fine.
+                    unsafe { guard.defer_unchecked(release) };
                     out.freed += 1;
                     tail = next;
                 }
@@ -162,16 +189,17 @@ impl VersionChain {
 impl Drop for VersionChain {
     fn drop(&mut self) {
         // SAFETY: `&mut self` means no reader or writer holds this chain (readers reach chains
-        // only through their map, from which it was removed under the shard's write lock), so no
-        // guard can protect these nodes and they may be freed at once.
+        // only through their map, from which it was removed under the shard's write lock), so
+        // no guard can be about to take a reference through these links.
         let guard = unsafe { epoch::unprotected() };
         let mut cur = self.head.swap(Shared::null(), Ordering::Relaxed, guard);
-        while !cur.is_null() {
-            // SAFETY: exclusive access (see above); each node is reached once and owned by the
-            // list, so turning it back into an `Owned` frees it exactly once.
-            let owned = unsafe { cur.into_owned() };
-            cur = owned.next.load(Ordering::Relaxed, guard);
-            drop(owned);
+        // SAFETY: exclusive access (see above).
+        while let Some(v) = unsafe { cur.as_ref() } {
+            let next = v.next.load(Ordering::Relaxed, guard);
+            // SAFETY: each linked node holds one chain reference from `Arc::into_raw`, reached
+            // once on this walk; `Document` handles hold their own references.
+            unsafe { ChainRef(cur.as_raw()).release() };
+            cur = next;
         }
     }
 }

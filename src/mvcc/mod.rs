@@ -5,6 +5,7 @@
 
 pub(crate) mod chain;
 pub(crate) mod registry;
+pub(crate) mod version;
 
 use std::fmt;
 

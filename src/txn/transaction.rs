@@ -145,9 +145,7 @@ impl Transaction {
         if self.isolation == Isolation::Serializable {
             self.reads.doc(collection, id);
         }
-        self.snapshot
-            .engine()
-            .read_at(self.snapshot.timestamp(), collection, id)
+        self.snapshot.read_unchecked(collection, id)
     }
 
     fn prepare(&self, doc: Value, id: Option<&DocId>) -> Result<(DocId, Document)> {
