@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use crossbeam_utils::CachePadded;
+
 use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::{is_visible, Timestamp};
@@ -23,24 +25,26 @@ use crate::sync::{Arc, AtomicU64, ConcurrentMap, Ordering};
 #[derive(Debug)]
 pub(crate) struct CollectionStore {
     pub(crate) chains: ConcurrentMap<DocId, VersionChain>,
+    // The counters below are written by every commit to this collection; each is padded to its
+    // own cache line so those writes do not evict the map header every read loads.
     /// Commit timestamp of the latest commit that wrote to this incarnation (or dropped it).
     /// Written by the commit path under the commit lock (Relaxed: read only under the same lock,
     /// by serializable validation).
-    pub(crate) last_write: AtomicU64,
+    pub(crate) last_write: CachePadded<AtomicU64>,
     /// Live documents at the latest commit. Written under the commit lock; read by `stats`.
-    pub(crate) live_docs: AtomicU64,
+    pub(crate) live_docs: CachePadded<AtomicU64>,
     /// Versions linked in this incarnation's chains. Incremented under the commit lock,
     /// decremented by GC; read by `stats` (all Relaxed: counters only).
-    pub(crate) versions: AtomicU64,
+    pub(crate) versions: CachePadded<AtomicU64>,
 }
 
 impl CollectionStore {
     fn new() -> Self {
         Self {
             chains: ConcurrentMap::default(),
-            last_write: AtomicU64::new(0),
-            live_docs: AtomicU64::new(0),
-            versions: AtomicU64::new(0),
+            last_write: CachePadded::new(AtomicU64::new(0)),
+            live_docs: CachePadded::new(AtomicU64::new(0)),
+            versions: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
@@ -64,7 +68,11 @@ impl Incarnation {
 }
 
 /// Name → incarnations, oldest first. At most one incarnation per name is not dropped.
+///
+/// Aligned to its own cache lines: inside its `Arc`, the reference counts (bumped by every
+/// committer's `load_full`) then never share a line with the map root every reader walks.
 #[derive(Debug, Default, Clone)]
+#[repr(align(128))]
 pub(crate) struct Catalog {
     entries: BTreeMap<String, Vec<Incarnation>>,
 }

@@ -7,6 +7,7 @@
 //! writing only to insert a brand-new chain.
 
 use crossbeam_epoch as epoch;
+use crossbeam_utils::CachePadded;
 
 use crate::catalog::Catalog;
 use crate::document::{validate_collection_name, Document};
@@ -29,11 +30,13 @@ pub(crate) struct Engine {
     /// Set once by `close` (SeqCst); read by every operation (Acquire) and, under the commit
     /// lock, by every commit, so no commit starts after `close` has taken the lock.
     closed: AtomicBool,
-    pub(crate) ids: IdGenerator,
+    /// Padded, as are the fields below it: written by inserts and by GC, they must not share a
+    /// cache line with `closed`, which every operation reads.
+    pub(crate) ids: CachePadded<IdGenerator>,
     /// Versions unlinked by GC since open (Relaxed: a statistic).
-    pub(crate) reclaimed: AtomicU64,
+    pub(crate) reclaimed: CachePadded<AtomicU64>,
     /// Serializes GC passes; holds the watermark of the last pass.
-    pub(crate) gc_state: Mutex<Timestamp>,
+    pub(crate) gc_state: CachePadded<Mutex<Timestamp>>,
     #[cfg(not(loom))]
     pub(crate) gc_worker: crate::gc::Worker,
 }
@@ -46,9 +49,9 @@ impl Engine {
             registry: SnapshotRegistry::new(),
             catalog: AtomicArc::new(Arc::new(Catalog::default())),
             closed: AtomicBool::new(false),
-            ids: IdGenerator::default(),
-            reclaimed: AtomicU64::new(0),
-            gc_state: Mutex::new(Timestamp::ZERO),
+            ids: CachePadded::new(IdGenerator::default()),
+            reclaimed: CachePadded::new(AtomicU64::new(0)),
+            gc_state: CachePadded::new(Mutex::new(Timestamp::ZERO)),
             #[cfg(not(loom))]
             gc_worker: crate::gc::Worker::default(),
         }

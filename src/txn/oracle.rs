@@ -6,6 +6,8 @@
 //! `commit_ts <= t` already linked, and none of a later commit is visible to it, because those
 //! carry timestamps greater than `t`. This is what makes every commit appear atomically.
 
+use crossbeam_utils::CachePadded;
+
 use crate::mvcc::Timestamp;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
@@ -15,11 +17,12 @@ pub struct Oracle {
     /// Latest published commit timestamp. Written only by `CommitSlot::publish` (Release), while
     /// holding `commit_lock`; read by snapshots (Acquire), after which every version committed
     /// at or below it is reachable.
-    visible: AtomicU64,
+    /// Padded: every reader loads it, and the commit lock beside it is written twice per commit.
+    visible: CachePadded<AtomicU64>,
     /// Serializes committers: validation, installation and publication of one commit happen
     /// while holding it; it holds the last published timestamp, so committers never read
     /// `visible`. Readers never take it.
-    commit_lock: Mutex<Timestamp>,
+    commit_lock: CachePadded<Mutex<Timestamp>>,
 }
 
 /// The right to commit at `ts()`, held by exactly one committer at a time.
