@@ -99,6 +99,38 @@ fn point_read(c: &mut Criterion) {
     });
 
     group.finish();
+
+    if common::interleave() {
+        // The headline ratio, robust to the slow drift of a shared machine: alternate windows
+        // of snapshot gets and DashMap gets, and take the median of the per-round ratios.
+        let snap = db.snapshot();
+        let window = 200_000;
+        let mut ratios = Vec::new();
+        let mut next = IdCycle::new(&ids, 0);
+        for round in 0..21 {
+            let mut ns = [0.0f64; 2];
+            for which in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+                let started = Instant::now();
+                for _ in 0..window {
+                    let id = black_box(next.next_id());
+                    if which == 0 {
+                        black_box(snap.get(COLLECTION, id).unwrap());
+                    } else {
+                        black_box(dash.get(&id).map(|v| Arc::clone(v.value())));
+                    }
+                }
+                #[allow(clippy::cast_precision_loss, reason = "display only")]
+                let per = started.elapsed().as_nanos() as f64 / f64::from(window);
+                ns[which] = per;
+            }
+            ratios.push(ns[0] / ns[1]);
+        }
+        let (median, min, max) = common::spread(&mut ratios);
+        println!(
+            "interleaved point_read snapshot_get / dashmap get: median {median:.2}x \
+             (min {min:.2}x, max {max:.2}x) over 21 rounds of {window} reads each"
+        );
+    }
 }
 
 fn main() {

@@ -230,6 +230,60 @@ fn bench_engine<E: Engine>(c: &mut Criterion, engine: &E, n_docs: usize, ids: &[
     group.finish();
 }
 
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 21;
+/// Iterations (of `READS_PER_ITER` reads per reader) in each half of a round.
+const ROUND_ITERS: u64 = 10;
+
+/// The headline ratio, robust to the slow drift of a shared machine: each round measures the
+/// readers without and with the writer back to back (alternating which goes first), and the
+/// median of the per-round ratios is printed as
+/// `interleaved read_under_write/<engine>/readers=N: kept median .. (min .., max ..)`.
+fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
+    let fx = Fixture {
+        engine,
+        n_docs,
+        ids,
+        cursor: AtomicUsize::new(0),
+    };
+    let tally = WriterTally::default();
+    for readers in [1, 2] {
+        let mut kept = Vec::with_capacity(ROUNDS);
+        let mut rates = (0.0, 0.0);
+        for round in 0..ROUNDS {
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            let mut secs = [0.0; 2];
+            for writer in order {
+                secs[usize::from(writer)] =
+                    run(&fx, readers, writer, ROUND_ITERS, &tally).as_secs_f64();
+            }
+            kept.push(secs[0] / secs[1]);
+            #[allow(clippy::cast_precision_loss, reason = "display only; small counts")]
+            let (reads, rounds) = (
+                (readers as u64 * ROUND_ITERS * READS_PER_ITER as u64) as f64,
+                ROUNDS as f64,
+            );
+            rates.0 += reads / secs[0] / 1e6 / rounds;
+            rates.1 += reads / secs[1] / 1e6 / rounds;
+        }
+        let (median, min, max) = common::spread(&mut kept);
+        println!(
+            "interleaved read_under_write/{}/readers={readers}: kept median {:.1}% (min {:.1}%, \
+             max {:.1}%) over {ROUNDS} rounds; mean rate off {:.2} M reads/s, on {:.2} M reads/s",
+            E::NAME,
+            median * 100.0,
+            min * 100.0,
+            max * 100.0,
+            rates.0,
+            rates.1,
+        );
+    }
+}
+
 fn read_under_write(c: &mut Criterion) {
     let n = common::scaled(DOCS, SMOKE_DOCS);
     let ids = common::random_ids(n, IDS, 0x5eed_0002);
@@ -244,10 +298,16 @@ fn read_under_write(c: &mut Criterion) {
         started.elapsed()
     );
 
-    bench_engine(c, &Snapbase(coll), n, &ids);
+    let (snapbase, rwlock, dash) = (Snapbase(coll), RwLockHashMap(rwlock), DashMapEngine(dash));
+    bench_engine(c, &snapbase, n, &ids);
     println!("snapbase stats after read_under_write: {:?}", db.stats());
-    bench_engine(c, &RwLockHashMap(rwlock), n, &ids);
-    bench_engine(c, &DashMapEngine(dash), n, &ids);
+    bench_engine(c, &rwlock, n, &ids);
+    bench_engine(c, &dash, n, &ids);
+    if common::interleave() {
+        interleaved(&snapbase, n, &ids);
+        interleaved(&rwlock, n, &ids);
+        interleaved(&dash, n, &ids);
+    }
 }
 
 fn main() {

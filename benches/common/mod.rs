@@ -178,3 +178,20 @@ pub fn fmt_ns(ns: u64) -> String {
 pub fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// Median, minimum and maximum of `ratios` (which it sorts), for the interleaved comparisons
+/// that the benches print after criterion's output.
+pub fn spread(ratios: &mut [f64]) -> (f64, f64, f64) {
+    ratios.sort_by(f64::total_cmp);
+    (
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    )
+}
+
+/// True when the interleaved comparisons should run: at full scale only (not under
+/// `cargo test --benches`).
+pub fn interleave() -> bool {
+    full_scale()
+}
