@@ -35,23 +35,34 @@ fn prune_races_reader_at_the_watermark() {
     });
 }
 
+/// A database holding document 1 of collection "c" with `v: 0`, committed at timestamp 1.
+fn one_document_db() -> Database {
+    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+    db.collection("c")
+        .unwrap()
+        .insert(json!({"_id": 1, "v": 0}))
+        .unwrap();
+    db
+}
+
+/// A thread that commits `v: 1` to document 1 (timestamp 2), then runs a GC pass.
+fn update_then_gc(db: &Database) -> thread::JoinHandle<()> {
+    let db = db.clone();
+    thread::spawn(move || {
+        db.collection("c")
+            .unwrap()
+            .replace(1, json!({"v": 1}))
+            .unwrap();
+        db.gc();
+    })
+}
+
 #[test]
 fn snapshot_survives_concurrent_update_and_gc() {
     loom::model(|| {
-        let db = Database::builder().gc(GcPolicy::Manual).in_memory();
-        let c = db.collection("c").unwrap();
-        c.insert(json!({"_id": 1, "v": 0})).unwrap();
+        let db = one_document_db();
         let old = db.snapshot();
-        let writer = {
-            let db = db.clone();
-            thread::spawn(move || {
-                db.collection("c")
-                    .unwrap()
-                    .replace(1, json!({"v": 1}))
-                    .unwrap();
-                db.gc();
-            })
-        };
+        let writer = update_then_gc(&db);
         assert_eq!(old.get("c", 1).unwrap().unwrap()["v"], 0);
         writer.join().unwrap();
         assert_eq!(old.get("c", 1).unwrap().unwrap()["v"], 0);
@@ -64,19 +75,8 @@ fn snapshot_survives_concurrent_update_and_gc() {
 #[test]
 fn snapshot_registration_races_gc() {
     loom::model(|| {
-        let db = Database::builder().gc(GcPolicy::Manual).in_memory();
-        let c = db.collection("c").unwrap();
-        c.insert(json!({"_id": 1, "v": 0})).unwrap();
-        let writer = {
-            let db = db.clone();
-            thread::spawn(move || {
-                db.collection("c")
-                    .unwrap()
-                    .replace(1, json!({"v": 1}))
-                    .unwrap();
-                db.gc();
-            })
-        };
+        let db = one_document_db();
+        let writer = update_then_gc(&db);
         // Whatever timestamp the snapshot lands on, it reads that timestamp's value.
         let snap = db.snapshot();
         let want = snap.timestamp().get() - 1;
