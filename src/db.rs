@@ -4,7 +4,8 @@
 use std::fmt;
 
 use crate::collection::Collection;
-use crate::engine::{check_name, Engine};
+use crate::document::validate_collection_name;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::options::{GcPolicy, Options};
 use crate::snapshot::Snapshot;
@@ -71,7 +72,7 @@ impl Database {
     /// Fails only for an invalid name or a closed database.
     pub fn collection(&self, name: &str) -> Result<Collection> {
         self.engine.check_open()?;
-        check_name(name)?;
+        validate_collection_name(name)?;
         Ok(Collection::new(Arc::clone(&self.engine), name.to_owned()))
     }
 
@@ -85,7 +86,7 @@ impl Database {
     /// false if there was no such collection.
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
         self.engine.check_open()?;
-        check_name(name)?;
+        validate_collection_name(name)?;
         self.engine.drop_collection(name)
     }
 

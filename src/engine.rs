@@ -10,7 +10,7 @@ use crossbeam_epoch as epoch;
 use crossbeam_utils::CachePadded;
 
 use crate::catalog::Catalog;
-use crate::document::{validate_collection_name, Document};
+use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::id::{DocId, IdGenerator};
 use crate::mvcc::registry::{Registration, SnapshotRegistry};
@@ -172,11 +172,6 @@ pub(crate) fn count_in(catalog: &Catalog, ts: Timestamp, collection: &str) -> us
         }
     });
     n
-}
-
-/// Validates a collection name given to a by-name API.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    validate_collection_name(name)
 }
 
 impl Drop for Engine {

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::catalog::Catalog;
-use crate::document::Document;
-use crate::engine::{check_name, count_in, read_in, scan_in, Engine};
+use crate::document::{validate_collection_name, Document};
+use crate::engine::{count_in, read_in, scan_in, Engine};
 use crate::error::Result;
 use crate::id::DocId;
 use crate::mvcc::registry::Registration;
@@ -109,7 +109,7 @@ impl Snapshot {
 
     fn check(&self, collection: &str) -> Result<()> {
         self.pin.engine.check_open()?;
-        check_name(collection)
+        validate_collection_name(collection)
     }
 }
 

@@ -6,8 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::document::{prepare, Document, IdRule};
-use crate::engine::check_name;
+use crate::document::{prepare, validate_collection_name, Document, IdRule};
 use crate::error::{Error, Result};
 use crate::id::DocId;
 use crate::snapshot::Snapshot;
@@ -159,7 +158,7 @@ impl Transaction {
 
     fn check(&self, collection: &str) -> Result<()> {
         self.snapshot.engine().check_open()?;
-        check_name(collection)
+        validate_collection_name(collection)
     }
 }
 
