@@ -45,6 +45,8 @@ mod mvcc;
 mod options;
 mod snapshot;
 mod stats;
+#[cfg(not(loom))]
+mod storage;
 mod sync;
 mod txn;
 

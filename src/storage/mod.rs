@@ -1,0 +1,18 @@
+//! storage: the bytes on disk. Every file operation goes through the `Vfs` seam (`vfs`), whose
+//! real implementation is `std_fs` and whose simulated one (`sim_fs`, tests and the `sim`
+//! feature only) models crashes and injected faults. `frame` is the record framing shared by
+//! the WAL and the data log: `[len u32 LE][crc32 u32 LE][payload]`.
+//!
+//! Knows bytes, offsets and files; nothing about documents, versions or isolation.
+// The WAL, data log and recovery of issue 3 are being built on these modules; until they are
+// wired in, only the modules' own tests use them.
+#![allow(
+    dead_code,
+    reason = "groundwork for the durability layer (issue 3), wired in next"
+)]
+
+pub(crate) mod frame;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) mod sim_fs;
+pub(crate) mod std_fs;
+pub(crate) mod vfs;
