@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::storage::vfs::{OpenMode, Vfs, VfsFile};
 
 const MODES: [CrashMode; 3] = [
     CrashMode::DropUnsynced,

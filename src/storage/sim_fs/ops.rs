@@ -1,0 +1,241 @@
+//! The `Vfs` and `VfsFile` operations of the simulated file system, with fault injection.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{index, not_found, DirOp, FaultEffect, Inode, InodeId, OpKind, Pending, SimFs, State};
+use crate::storage::vfs::{to_u64, OpenMode, Vfs, VfsFile};
+use crate::sync::{Arc, Mutex};
+
+impl Vfs for SimFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(Some(OpKind::Open))? {
+            return Err(fault.to_error());
+        }
+        let dir = state.dir_of(path)?;
+        if state.dirs.contains(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("simulated: {} is a directory", path.display()),
+            ));
+        }
+        let inode = match (state.live.get(path).copied(), mode) {
+            (Some(_), OpenMode::CreateNew) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("simulated: {} already exists", path.display()),
+                ))
+            }
+            (Some(inode), _) => inode,
+            (None, OpenMode::Existing) => return Err(not_found(path)),
+            (None, OpenMode::CreateNew | OpenMode::OpenOrCreate) => {
+                let inode = state.next_inode;
+                state.next_inode += 1;
+                state.inodes.insert(inode, Inode::default());
+                state.live.insert(path.to_path_buf(), inode);
+                let path = path.to_path_buf();
+                state.pending.push(Pending::Dir {
+                    dir,
+                    op: DirOp::Create { path, inode },
+                });
+                inode
+            }
+        };
+        Ok(Box::new(SimFile {
+            state: Arc::clone(&self.state),
+            inode,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(Some(OpKind::Rename))? {
+            return Err(fault.to_error());
+        }
+        let inode = *state.live.get(from).ok_or_else(|| not_found(from))?;
+        let dir = state.dir_of(from)?;
+        if state.dir_of(to)? != dir {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "simulated: renames across directories are not modelled",
+            ));
+        }
+        if from == to {
+            return Ok(());
+        }
+        if state.dirs.contains(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("simulated: {} is a directory", to.display()),
+            ));
+        }
+        state.live.remove(from);
+        state.live.insert(to.to_path_buf(), inode);
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        state.pending.push(Pending::Dir {
+            dir,
+            op: DirOp::Rename { from, to, inode },
+        });
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(Some(OpKind::Remove))? {
+            return Err(fault.to_error());
+        }
+        let inode = state.live.remove(path).ok_or_else(|| not_found(path))?;
+        let dir = state.dir_of(path)?;
+        let path = path.to_path_buf();
+        state.pending.push(Pending::Dir {
+            dir,
+            op: DirOp::Remove { path, inode },
+        });
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(Some(OpKind::SyncDir))? {
+            return Err(fault.to_error());
+        }
+        if !state.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let (now_durable, still_pending) = std::mem::take(&mut state.pending)
+            .into_iter()
+            .partition(|p| matches!(p, Pending::Dir { dir: d, .. } if d == dir));
+        state.pending = still_pending;
+        for pending in now_durable {
+            if let Pending::Dir { op, .. } = pending {
+                op.apply(&mut state.durable);
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let state = self.state.lock();
+        state.alive()?;
+        if !state.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let mut names: Vec<PathBuf> = state
+            .live
+            .keys()
+            .filter(|path| path.parent().unwrap_or(Path::new("")) == dir)
+            .filter_map(|path| path.file_name().map(PathBuf::from))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(None)? {
+            return Err(fault.to_error());
+        }
+        if let Some(file) = dir.ancestors().find(|a| state.live.contains_key(*a)) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("simulated: {} is a file", file.display()),
+            ));
+        }
+        for ancestor in dir.ancestors() {
+            state.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
+
+    // Answers even after death: it has no way to report an error, and it changes nothing.
+    fn exists(&self, path: &Path) -> bool {
+        let state = self.state.lock();
+        state.live.contains_key(path) || state.dirs.contains(path)
+    }
+}
+
+/// An open simulated file: a handle on an inode, which outlives its name.
+#[derive(Debug)]
+struct SimFile {
+    state: Arc<Mutex<State>>,
+    inode: InodeId,
+}
+
+impl SimFile {
+    fn sync(&self) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let fault = state.begin(Some(OpKind::Sync))?;
+        let inode = state.inode(self.inode);
+        match fault {
+            None => inode.durable = Arc::clone(&inode.live),
+            Some(f) if f.effect == FaultEffect::LyingPageCache => {
+                inode.live = Arc::clone(&inode.durable);
+            }
+            Some(f) => return Err(f.to_error()),
+        }
+        state.settle(self.inode);
+        fault.map_or(Ok(()), |f| Err(f.to_error()))
+    }
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.state.lock();
+        state.alive()?;
+        let live = &state.inode(self.inode).live;
+        let start = index(offset)?.min(live.len());
+        let n = buf.len().min(live.len() - start);
+        buf[..n].copy_from_slice(&live[start..start + n]);
+        Ok(n)
+    }
+
+    fn append(&self, data: &[u8]) -> io::Result<u64> {
+        let mut state = self.state.lock();
+        let fault = state.begin(Some(OpKind::Write))?;
+        let written = match fault {
+            None => data,
+            Some(f) if f.effect == FaultEffect::ShortWrite => &data[..data.len() / 2],
+            Some(_) => &[],
+        };
+        let live = Arc::make_mut(&mut state.inode(self.inode).live);
+        let offset = live.len();
+        live.extend_from_slice(written);
+        if !written.is_empty() {
+            state.pending.push(Pending::Append {
+                inode: self.inode,
+                offset,
+                data: Arc::from(written),
+            });
+        }
+        fault.map_or(Ok(to_u64(offset)), |f| Err(f.to_error()))
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut state = self.state.lock();
+        state.alive()?;
+        Ok(to_u64(state.inode(self.inode).live.len()))
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = index(len)?;
+        let mut state = self.state.lock();
+        if let Some(fault) = state.begin(Some(OpKind::SetLen))? {
+            return Err(fault.to_error());
+        }
+        Arc::make_mut(&mut state.inode(self.inode).live).resize(len, 0);
+        state.pending.push(Pending::SetLen {
+            inode: self.inode,
+            len,
+        });
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync()
+    }
+}
