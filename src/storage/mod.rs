@@ -12,6 +12,7 @@
 )]
 
 pub(crate) mod frame;
+pub(crate) mod manifest;
 #[cfg(any(test, feature = "sim"))]
 pub(crate) mod sim_fs;
 pub(crate) mod std_fs;
