@@ -150,7 +150,7 @@ pub(crate) fn scan_in(
             out.push((id.clone(), doc));
         }
         seen = seen.wrapping_add(1);
-        if seen % 1024 == 0 {
+        if seen.is_multiple_of(1024) {
             // Long pins hold back epoch reclamation for everyone; let it advance.
             guard.repin();
         }

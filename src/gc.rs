@@ -49,7 +49,7 @@ impl Engine {
                     dead.push(id.clone());
                 }
                 visited = visited.wrapping_add(1);
-                if visited % 1024 == 0 {
+                if visited.is_multiple_of(1024) {
                     guard.repin();
                 }
             });
