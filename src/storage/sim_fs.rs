@@ -18,8 +18,8 @@
 //! engine needs no more, and a cross-directory rename would need two directory syncs to model.
 //!
 //! Faults ([`SimFs::inject`]) and process death ([`SimFs::fail_after`]) count operations that can
-//! change state: open, append, `set_len`, syncs, rename, remove, `sync_dir` and
-//! `create_dir_all`. Reads cannot change a crash image, so counting them would only multiply
+//! change state: open (and `lock_exclusive`, which opens its lock file), append, `set_len`,
+//! syncs, rename, remove, `sync_dir` and `create_dir_all`. Reads cannot change a crash image, so counting them would only multiply
 //! crash points without adding new images; once the process is dead they fail too.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,7 +55,7 @@ pub enum CrashMode {
 /// The kind of operation a [`Fault`] targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
-    /// [`Vfs::open`], with or without creating the file.
+    /// [`Vfs::open`], with or without creating the file, and [`Vfs::lock_exclusive`].
     Open,
     /// [`VfsFile::append`].
     Write,
@@ -169,6 +169,9 @@ struct State {
     ops: u64,
     /// The operation count from which every operation fails.
     death_at: Option<u64>,
+    /// Inodes locked by a live [`Vfs::lock_exclusive`](crate::storage::vfs::Vfs) guard. Locks
+    /// belong to the process: a crash or a snapshot starts with none held.
+    locks: BTreeSet<InodeId>,
 }
 
 /// Images are shared copy-on-write, so syncs, snapshots and crashes copy no file contents.
@@ -257,6 +260,7 @@ impl State {
             faults: Vec::new(),
             ops: 0,
             death_at: None,
+            locks: BTreeSet::new(),
         }
     }
 
@@ -343,14 +347,18 @@ impl SimFs {
 
     /// An independent copy of the whole state (images, pending operations, armed faults, the
     /// operation counter), so one state can be crashed several ways or run down several paths.
-    /// File contents are shared copy-on-write, so this is cheap.
+    /// File contents are shared copy-on-write, so this is cheap. File locks are not copied: the
+    /// guards holding them belong to `self`, so the copy starts with none held.
     pub fn snapshot(&self) -> SimFs {
-        Self::from_state(self.state.lock().clone())
+        let mut state = self.state.lock().clone();
+        state.locks.clear();
+        Self::from_state(state)
     }
 
     /// What a power loss at this instant leaves: a new file system holding durable state plus
-    /// whatever `mode` keeps of the pending operations, with nothing pending, no faults armed
-    /// and a fresh operation counter. `self` is unchanged.
+    /// whatever `mode` keeps of the pending operations, with nothing pending, no faults armed,
+    /// no file locks held (the process that held them died) and a fresh operation counter.
+    /// `self` is unchanged.
     ///
     /// The result is a pure function of the state, `seed` and `mode`. The generator is
     /// splitmix64, written out here rather than taken from a crate, and the order of draws is

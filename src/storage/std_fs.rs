@@ -1,12 +1,12 @@
 //! The real [`Vfs`]: a thin layer over `std::fs`, the only implementation compiled into release
 //! builds.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::storage::vfs::{OpenMode, Vfs, VfsFile};
+use crate::storage::vfs::{OpenMode, Vfs, VfsFile, VfsLock};
 use crate::sync::Mutex;
 
 /// The operating system's file system.
@@ -59,7 +59,35 @@ impl Vfs for StdFs {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
+        // Write access is not needed for `flock`, but some platforms' locks require it.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another holder", path.display()),
+            )),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
+
+/// A held exclusive lock: `File::try_lock` locks the open file description (`flock` on Linux),
+/// so a second open of the same file conflicts even within this process, and closing the file
+/// on drop releases the lock.
+#[derive(Debug)]
+struct StdLock {
+    _file: File,
+}
+
+impl VfsLock for StdLock {}
 
 /// An open file. The mutex makes "where the append landed" and the append itself one step, so
 /// the returned offset is right even with concurrent appenders on this handle.
@@ -202,5 +230,26 @@ mod tests {
             io::ErrorKind::NotFound
         );
         assert!(StdFs.sync_dir(&dir.0.join("missing")).is_err());
+    }
+
+    #[test]
+    fn lock_exclusive_conflicts_within_the_process_and_releases_on_drop() {
+        let dir = TempDir::new("lock");
+        let path = dir.0.join("LOCK");
+        let held = StdFs.lock_exclusive(&path).unwrap();
+        assert!(StdFs.exists(&path));
+        // A separately opened file description of the same file does not get the lock either.
+        let err = StdFs.lock_exclusive(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        // Another file is another lock.
+        let other = StdFs.lock_exclusive(&dir.0.join("LOCK2")).unwrap();
+        drop(held);
+        let again = StdFs.lock_exclusive(&path).unwrap();
+        drop((again, other));
+        // A missing directory is an ordinary I/O error.
+        let err = StdFs
+            .lock_exclusive(&dir.0.join("missing/LOCK"))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

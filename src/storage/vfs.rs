@@ -63,7 +63,18 @@ pub trait Vfs: Send + Sync + Debug {
 
     /// Whether a file or directory exists at `path` now (not necessarily durably).
     fn exists(&self, path: &Path) -> bool;
+
+    /// Takes an exclusive advisory lock on the file `path`, creating it empty if it is missing
+    /// (like [`OpenMode::OpenOrCreate`], the new name is durable only after [`Vfs::sync_dir`]).
+    /// The lock is held until the returned guard is dropped, or the process dies.
+    ///
+    /// Never waits: fails with `io::ErrorKind::WouldBlock` if another holder has the lock,
+    /// whether another process or another guard in this one.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
 }
+
+/// A held lock from [`Vfs::lock_exclusive`]; dropping it releases the lock.
+pub trait VfsLock: Send + Sync + Debug {}
 
 /// An open file: positional reads, appends, truncation and the two syncs.
 pub trait VfsFile: Send + Sync + Debug {

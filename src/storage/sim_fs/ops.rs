@@ -4,44 +4,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{index, not_found, DirOp, FaultEffect, Inode, InodeId, OpKind, Pending, SimFs, State};
-use crate::storage::vfs::{to_u64, OpenMode, Vfs, VfsFile};
+use crate::storage::vfs::{to_u64, OpenMode, Vfs, VfsFile, VfsLock};
 use crate::sync::{Arc, Mutex};
 
 impl Vfs for SimFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
-        let mut state = self.state.lock();
-        if let Some(fault) = state.begin(Some(OpKind::Open))? {
-            return Err(fault.to_error());
-        }
-        let dir = state.dir_of(path)?;
-        if state.dirs.contains(path) {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                format!("simulated: {} is a directory", path.display()),
-            ));
-        }
-        let inode = match (state.live.get(path).copied(), mode) {
-            (Some(_), OpenMode::CreateNew) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("simulated: {} already exists", path.display()),
-                ))
-            }
-            (Some(inode), _) => inode,
-            (None, OpenMode::Existing) => return Err(not_found(path)),
-            (None, OpenMode::CreateNew | OpenMode::OpenOrCreate) => {
-                let inode = state.next_inode;
-                state.next_inode += 1;
-                state.inodes.insert(inode, Inode::default());
-                state.live.insert(path.to_path_buf(), inode);
-                let path = path.to_path_buf();
-                state.pending.push(Pending::Dir {
-                    dir,
-                    op: DirOp::Create { path, inode },
-                });
-                inode
-            }
-        };
+        let inode = self.state.lock().open(path, mode)?;
         Ok(Box::new(SimFile {
             state: Arc::clone(&self.state),
             inode,
@@ -152,6 +120,75 @@ impl Vfs for SimFs {
     fn exists(&self, path: &Path) -> bool {
         let state = self.state.lock();
         state.live.contains_key(path) || state.dirs.contains(path)
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
+        let mut state = self.state.lock();
+        let inode = state.open(path, OpenMode::OpenOrCreate)?;
+        // Like `flock`, the lock belongs to the file, not to its name.
+        if !state.locks.insert(inode) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("simulated: {} is locked by another holder", path.display()),
+            ));
+        }
+        Ok(Box::new(SimLock {
+            state: Arc::clone(&self.state),
+            inode,
+        }))
+    }
+}
+
+impl State {
+    /// [`Vfs::open`] without the handle: counts the operation, applies faults, creates the file
+    /// if `mode` asks for it, and returns its inode.
+    fn open(&mut self, path: &Path, mode: OpenMode) -> io::Result<InodeId> {
+        if let Some(fault) = self.begin(Some(OpKind::Open))? {
+            return Err(fault.to_error());
+        }
+        let dir = self.dir_of(path)?;
+        if self.dirs.contains(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("simulated: {} is a directory", path.display()),
+            ));
+        }
+        match (self.live.get(path).copied(), mode) {
+            (Some(_), OpenMode::CreateNew) => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("simulated: {} already exists", path.display()),
+            )),
+            (Some(inode), _) => Ok(inode),
+            (None, OpenMode::Existing) => Err(not_found(path)),
+            (None, OpenMode::CreateNew | OpenMode::OpenOrCreate) => {
+                let inode = self.next_inode;
+                self.next_inode += 1;
+                self.inodes.insert(inode, Inode::default());
+                self.live.insert(path.to_path_buf(), inode);
+                let path = path.to_path_buf();
+                self.pending.push(Pending::Dir {
+                    dir,
+                    op: DirOp::Create { path, inode },
+                });
+                Ok(inode)
+            }
+        }
+    }
+}
+
+/// A held simulated lock. Dropping it releases the lock in the file system it was taken in
+/// (even after simulated process death: the crash image starts with no locks anyway).
+#[derive(Debug)]
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    inode: InodeId,
+}
+
+impl VfsLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.state.lock().locks.remove(&self.inode);
     }
 }
 
