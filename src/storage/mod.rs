@@ -12,7 +12,9 @@
 )]
 
 pub(crate) mod frame;
+pub(crate) mod lock;
 pub(crate) mod manifest;
+pub(crate) mod segment_log;
 #[cfg(any(test, feature = "sim"))]
 pub(crate) mod sim_fs;
 pub(crate) mod std_fs;
