@@ -49,6 +49,8 @@ mod stats;
 mod storage;
 mod sync;
 mod txn;
+#[cfg(not(loom))]
+mod wal;
 
 pub use crate::collection::Collection;
 pub use crate::db::{Database, DatabaseBuilder};
