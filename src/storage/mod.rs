@@ -18,4 +18,6 @@ pub(crate) mod segment_log;
 #[cfg(any(test, feature = "sim"))]
 pub(crate) mod sim_fs;
 pub(crate) mod std_fs;
+#[cfg(test)]
+pub(crate) mod temp_dir;
 pub(crate) mod vfs;

@@ -134,34 +134,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::sync::{AtomicU64, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop (even when a test fails).
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "snapbase-stdfs-{name}-{}-{n}-{}",
-                std::process::id(),
-                crate::sync::clock_micros()
-            ));
-            StdFs.create_dir_all(&path).unwrap();
-            Self(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::storage::temp_dir::TempDir;
 
     #[test]
     fn open_modes() {
-        let dir = TempDir::new("modes");
+        let dir = TempDir::new("stdfs-modes");
         let path = dir.0.join("a");
         assert!(!StdFs.exists(&path));
         let err = StdFs.open(&path, OpenMode::Existing).unwrap_err();
@@ -179,7 +156,7 @@ mod tests {
 
     #[test]
     fn append_read_truncate_sync() {
-        let dir = TempDir::new("append");
+        let dir = TempDir::new("stdfs-append");
         let path = dir.0.join("log");
         let file = StdFs.open(&path, OpenMode::CreateNew).unwrap();
         assert!(file.is_empty().unwrap());
@@ -208,7 +185,7 @@ mod tests {
 
     #[test]
     fn rename_remove_list_sync_dir() {
-        let dir = TempDir::new("dirops");
+        let dir = TempDir::new("stdfs-dirops");
         StdFs.create_dir_all(&dir.0.join("sub/deeper")).unwrap();
         for name in ["c", "a", "b"] {
             let f = StdFs.open(&dir.0.join(name), OpenMode::CreateNew).unwrap();
@@ -234,7 +211,7 @@ mod tests {
 
     #[test]
     fn lock_exclusive_conflicts_within_the_process_and_releases_on_drop() {
-        let dir = TempDir::new("lock");
+        let dir = TempDir::new("stdfs-lock");
         let path = dir.0.join("LOCK");
         let held = StdFs.lock_exclusive(&path).unwrap();
         assert!(StdFs.exists(&path));

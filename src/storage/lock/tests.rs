@@ -1,35 +1,12 @@
 //! Tests of the directory lock on the simulated and the real file system.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::storage::sim_fs::{CrashMode, Fault, OpKind, SimFs};
 use crate::storage::std_fs::StdFs;
-use crate::sync::{AtomicU64, Ordering};
-
-/// A fresh directory under the system temp dir, removed on drop (even when a test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "snapbase-lock-{name}-{}-{n}-{}",
-            std::process::id(),
-            crate::sync::clock_micros()
-        ));
-        StdFs.create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::storage::temp_dir::TempDir;
 
 fn sim_with_dirs(dirs: &[&str]) -> SimFs {
     let fs = SimFs::new();
@@ -81,7 +58,7 @@ fn sim_fs_contract() {
 
 #[test]
 fn std_fs_contract() {
-    let root = TempDir::new("contract");
+    let root = TempDir::new("lock-contract");
     let (a, b) = (root.0.join("a"), root.0.join("b"));
     StdFs.create_dir_all(&a).unwrap();
     StdFs.create_dir_all(&b).unwrap();
@@ -90,7 +67,7 @@ fn std_fs_contract() {
 
 #[test]
 fn missing_directory_is_an_io_error() {
-    let root = TempDir::new("missing");
+    let root = TempDir::new("lock-missing");
     let missing = root.0.join("nope");
     let err = DirLock::acquire(&StdFs, &missing).unwrap_err();
     match &err {
