@@ -2,12 +2,17 @@
 //! the work happens in `engine`, `txn`, `gc` and `mvcc`.
 
 use std::fmt;
+#[cfg(not(loom))]
+use std::path::Path;
+use std::time::Duration;
 
 use crate::collection::Collection;
 use crate::document::validate_collection_name;
 use crate::engine::Engine;
-use crate::error::Result;
-use crate::options::{GcPolicy, Options};
+use crate::error::{Error, Result};
+use crate::options::{AutoCompaction, CompactionProgress, Durability, GcPolicy, Options};
+#[cfg(not(loom))]
+use crate::persist::{backup::BackupStats, compact::CompactionStats, verify::VerifyReport};
 use crate::snapshot::Snapshot;
 use crate::stats::{GcReport, Stats};
 use crate::sync::{Arc, Ordering};
@@ -43,21 +48,101 @@ impl DatabaseBuilder {
         self
     }
 
+    /// When commits reach stable storage (default `Durability::Immediate`). Applies to
+    /// databases opened on a directory.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.options.durability = durability;
+        self
+    }
+
+    /// When the data files are compacted automatically (default: once a fifth of them, and at
+    /// least 1 MiB, is reclaimable).
+    pub fn auto_compaction(mut self, policy: AutoCompaction) -> Self {
+        self.options.compaction = policy;
+        self
+    }
+
+    /// Takes a checkpoint automatically once the WAL has grown by `bytes` since the last one
+    /// (default 64 MiB). Open replays at most about this much WAL.
+    pub fn checkpoint_wal_bytes(mut self, bytes: u64) -> Self {
+        self.options.checkpoint.wal_bytes = bytes.max(1);
+        self
+    }
+
+    /// Takes a checkpoint automatically once `interval` has passed since the last one and
+    /// something was committed since (default 60 s).
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.options.checkpoint.interval = interval;
+        self
+    }
+
+    /// Calls `f` as a compaction progresses (from the thread running it).
+    pub fn on_compaction_progress(
+        mut self,
+        f: impl Fn(CompactionProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.options.on_progress = Some(std::sync::Arc::new(f));
+        self
+    }
+
     /// Builds a database that lives in memory only.
     pub fn in_memory(self) -> Database {
-        let gc = self.options.gc;
         let engine = Arc::new(Engine::new(self.options));
-        #[cfg(not(loom))]
-        if let GcPolicy::Background { interval } = gc {
-            crate::gc::Worker::start(&engine, interval);
+        Database::start(engine)
+    }
+
+    /// Opens the database in directory `path`, creating the directory and an empty database if
+    /// missing, and recovering every commit acknowledged before a crash.
+    #[cfg(not(loom))]
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
+        self.open_on(Arc::new(crate::storage::std_fs::StdFs), path.as_ref())
+    }
+
+    /// `open` through a given file system (the crash and fault tests use a simulated one).
+    #[cfg(not(loom))]
+    pub(crate) fn open_on(
+        self,
+        vfs: Arc<dyn crate::storage::vfs::Vfs>,
+        path: &Path,
+    ) -> Result<Database> {
+        if let Durability::Periodic(d) = self.options.durability {
+            if d.is_zero() {
+                return Err(Error::InvalidOption {
+                    reason: "a periodic sync interval must be longer than zero".into(),
+                });
+            }
         }
-        #[cfg(loom)]
-        let _ = gc;
-        Database { engine }
+        let mut engine = Engine::new(self.options);
+        engine.persist = Some(crate::persist::recovery::open(vfs, path, &engine)?);
+        let engine = Arc::new(engine);
+        crate::persist::worker::Worker::start(&engine);
+        Ok(Database::start(engine))
     }
 }
 
 impl Database {
+    fn start(engine: Arc<Engine>) -> Database {
+        #[cfg(not(loom))]
+        if let GcPolicy::Background { interval } = engine.options.gc {
+            crate::gc::Worker::start(&engine, interval);
+        }
+        Database { engine }
+    }
+
+    /// Opens the database in directory `path` with default settings (`Durability::Immediate`),
+    /// creating it if missing. Fails with `Error::Locked` if it is open elsewhere.
+    #[cfg(not(loom))]
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Self::builder().open(path)
+    }
+
+    /// Checks every checksum of every file of the (closed) database in `path`, changing
+    /// nothing, and reports what it found.
+    #[cfg(not(loom))]
+    pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
+        crate::persist::verify::verify(&crate::storage::std_fs::StdFs, path.as_ref())
+    }
+
     /// A new, empty in-memory database with default settings.
     pub fn in_memory() -> Database {
         Self::builder().in_memory()
@@ -143,6 +228,38 @@ impl Database {
         self.engine.gc_pass()
     }
 
+    /// Persists the current state into the data files, so the next open replays only the WAL
+    /// written after it. Also runs automatically. Does nothing for a database in memory.
+    #[cfg(not(loom))]
+    pub fn checkpoint(&self) -> Result<()> {
+        self.engine.check_open()?;
+        match &self.engine.persist {
+            Some(p) => p.checkpoint(&self.engine.oracle).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites the data files keeping only the newest version of each live document, in
+    /// bounded memory, while reads and writes go on. Also runs automatically. Does nothing for
+    /// a database in memory.
+    #[cfg(not(loom))]
+    pub fn compact(&self) -> Result<CompactionStats> {
+        self.engine.check_open()?;
+        match &self.engine.persist {
+            Some(p) => p.compact(),
+            None => Ok(CompactionStats::default()),
+        }
+    }
+
+    /// Writes the state at one snapshot into `path` (a new or empty directory) as a database
+    /// that `Database::open` accepts, while reads and writes go on. Works for a database in
+    /// memory too.
+    #[cfg(not(loom))]
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<BackupStats> {
+        self.engine.check_open()?;
+        crate::persist::backup::backup(&self.engine, &crate::storage::std_fs::StdFs, path.as_ref())
+    }
+
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let engine = &self.engine;
@@ -156,7 +273,7 @@ impl Database {
                 documents += inc.store.live_docs.load(Ordering::Relaxed);
             }
         }
-        Stats {
+        let mut stats = Stats {
             collections,
             documents,
             versions,
@@ -164,7 +281,21 @@ impl Database {
             reclaimed_versions: engine.reclaimed.load(Ordering::Relaxed),
             open_snapshots: engine.registry.open_count(),
             last_commit_ts,
+            ..Stats::default()
+        };
+        #[cfg(not(loom))]
+        if let Some(p) = &engine.persist {
+            let c = &p.counters;
+            stats.wal_bytes = p.wal.bytes();
+            stats.data_bytes = c.data_bytes.load(Ordering::Relaxed);
+            stats.live_bytes = c.live_bytes.load(Ordering::Relaxed);
+            stats.reclaimable_bytes = stats.data_bytes.saturating_sub(stats.live_bytes);
+            stats.last_checkpoint = p.last_checkpoint();
+            stats.compactions = c.compactions.load(Ordering::Relaxed);
+            stats.bytes_reclaimed = c.bytes_reclaimed.load(Ordering::Relaxed);
+            stats.compaction_progress = p.progress();
         }
+        stats
     }
 
     /// Closes the database for every handle: waits for an in-flight commit, stops background
@@ -173,7 +304,12 @@ impl Database {
     pub fn close(&self) -> Result<()> {
         if self.engine.mark_closed() {
             #[cfg(not(loom))]
-            self.engine.gc_worker.stop();
+            {
+                self.engine.gc_worker.stop();
+                if let Some(p) = &self.engine.persist {
+                    return p.close(&self.engine.oracle);
+                }
+            }
         }
         Ok(())
     }

@@ -48,8 +48,8 @@ impl Document {
         self.0.body.as_ref().unwrap_or(&NO_BODY)
     }
 
-    /// Wraps a value that is already a valid document (loom models only).
-    #[cfg(loom)]
+    /// Wraps a value that is already a valid document: one recovered from the files, which
+    /// was validated when it was committed, or one built by a loom model.
     pub(crate) fn from_raw(value: Value) -> Self {
         Document(Arc::new(Version::uncommitted(value)))
     }

@@ -39,6 +39,9 @@ pub(crate) struct Engine {
     pub(crate) gc_state: CachePadded<Mutex<Timestamp>>,
     #[cfg(not(loom))]
     pub(crate) gc_worker: crate::gc::Worker,
+    /// The files of a database opened on a directory; `None` in memory.
+    #[cfg(not(loom))]
+    pub(crate) persist: Option<crate::persist::Persist>,
 }
 
 impl Engine {
@@ -54,6 +57,8 @@ impl Engine {
             gc_state: CachePadded::new(Mutex::new(Timestamp::ZERO)),
             #[cfg(not(loom))]
             gc_worker: crate::gc::Worker::default(),
+            #[cfg(not(loom))]
+            persist: None,
         }
     }
 
@@ -180,5 +185,13 @@ impl Drop for Engine {
         // interval.
         #[cfg(not(loom))]
         self.gc_worker.wake();
+        #[cfg(not(loom))]
+        if let Some(persist) = &self.persist {
+            // The last handle went away without `close`: write out what `Periodic` and `None`
+            // have queued, so dropping a database loses nothing a process crash would not.
+            // Errors have nowhere to go; the WAL is poisoned and the next open replays it.
+            persist.worker.wake();
+            let _ = persist.close(&self.oracle);
+        }
     }
 }

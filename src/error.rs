@@ -1,6 +1,8 @@
 //! The crate's error type. Every variant prints a sentence a user can act on.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 
 use crate::id::DocId;
 
@@ -46,10 +48,62 @@ pub enum Error {
         /// The configured maximum in bytes.
         max: usize,
     },
+    /// A builder option has a value that cannot work.
+    InvalidOption {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A commit whose WAL record would exceed the largest record the log can hold. Nothing was
+    /// applied; split the commit into smaller ones.
+    CommitTooLarge {
+        /// The encoded record's size in bytes.
+        size: usize,
+        /// The maximum in bytes.
+        max: usize,
+    },
     /// An operation that needs an existing collection named one that does not exist.
     CollectionNotFound(String),
     /// The database was closed; no further operation is possible on any of its handles.
     Closed,
+    /// Another `Database` (in this process or another) has the directory open.
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// A file operation failed. If it was a write or a sync, the database is now poisoned.
+    Io {
+        /// What failed, as a sentence fragment naming the file ("syncing /db/wal-…log").
+        context: String,
+        /// The operating system's error kind.
+        kind: io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// An on-disk file is damaged where no crash could have damaged it. Nothing was dropped:
+    /// the database refuses to open rather than lose acknowledged commits.
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// The byte offset of the damage, when known.
+        offset: Option<u64>,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A file was written by a newer version of snapbase.
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format version found.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// An earlier write or sync failed, so no write can be trusted to reach the disk any more.
+    /// Reads of committed data keep working; reopen the database to write again.
+    Poisoned {
+        /// The failure that poisoned the database.
+        cause: String,
+    },
 }
 
 /// Why a transaction's commit was refused.
@@ -89,6 +143,20 @@ impl Error {
         self.is_conflict()
     }
 
+    /// True if the database is poisoned: no write can succeed until it is reopened.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
+    }
+
+    /// An I/O error of `context` ("syncing /db/wal-…log").
+    pub(crate) fn io(context: impl Into<String>, source: &io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            kind: source.kind(),
+            message: source.to_string(),
+        }
+    }
+
     pub(crate) fn invalid_document(reason: impl Into<String>) -> Self {
         Error::InvalidDocument {
             reason: reason.into(),
@@ -121,8 +189,52 @@ impl fmt::Display for Error {
                 f,
                 "the document is {size} bytes as JSON, over the maximum of {max} bytes"
             ),
+            Error::InvalidOption { reason } => write!(f, "invalid option: {reason}"),
+            Error::CommitTooLarge { size, max } => write!(
+                f,
+                "the commit is {size} bytes in the write-ahead log, over the maximum of {max} \
+                 bytes; nothing was applied, split it into smaller commits"
+            ),
             Error::CollectionNotFound(name) => write!(f, "collection '{name}' does not exist"),
             Error::Closed => f.write_str("the database is closed; reopen it to continue"),
+            Error::Locked { path } => write!(
+                f,
+                "the database {} is locked: another process, or another open Database in this \
+                 process, is using it",
+                path.display()
+            ),
+            Error::Io {
+                context, message, ..
+            } => write!(f, "{context} failed: {message}"),
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => {
+                write!(f, "the file {} is damaged", path.display())?;
+                if let Some(offset) = offset {
+                    write!(f, " at byte {offset}")?;
+                }
+                write!(
+                    f,
+                    " ({reason}); the database cannot be opened safely, restore it from a backup"
+                )
+            }
+            Error::NewerFormat {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "the file {} was written by a newer snapbase (format {found}; this build reads \
+                 up to {supported}); upgrade snapbase to open it",
+                path.display()
+            ),
+            Error::Poisoned { cause } => write!(
+                f,
+                "the database is poisoned, reopen it: an earlier write or sync failed ({cause}), \
+                 so no later write can be trusted to reach the disk"
+            ),
         }
     }
 }

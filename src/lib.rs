@@ -43,6 +43,8 @@ mod gc;
 mod id;
 mod mvcc;
 mod options;
+#[cfg(not(loom))]
+mod persist;
 mod snapshot;
 mod stats;
 #[cfg(not(loom))]
@@ -60,7 +62,9 @@ pub use crate::document::{
 pub use crate::error::{ConflictKind, Error, Result, WriteConflict};
 pub use crate::id::DocId;
 pub use crate::mvcc::Timestamp;
-pub use crate::options::GcPolicy;
+pub use crate::options::{AutoCompaction, CompactionProgress, Durability, GcPolicy};
+#[cfg(not(loom))]
+pub use crate::persist::{backup::BackupStats, compact::CompactionStats, verify::VerifyReport};
 pub use crate::snapshot::Snapshot;
 pub use crate::stats::{GcReport, Stats};
 pub use crate::txn::transaction::Transaction;

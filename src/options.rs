@@ -26,10 +26,106 @@ impl Default for GcPolicy {
     }
 }
 
-#[derive(Debug, Clone)]
+/// When a commit of a database opened on a directory reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `commit` returns only after its WAL record is synced. Concurrent committers share one
+    /// sync (group commit).
+    #[default]
+    Immediate,
+    /// `commit` returns at once; a background thread writes and syncs the WAL every interval. A
+    /// crash loses at most the commits of the last interval, never part of a transaction.
+    Periodic(Duration),
+    /// `commit` returns at once and its record is handed to the operating system, which decides
+    /// when it reaches the disk. A process crash loses nothing; a power failure can lose any
+    /// commit since the last checkpoint or close, and can leave the WAL in a state that open
+    /// reports as damaged.
+    None,
+}
+
+/// When the data files are compacted automatically.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum AutoCompaction {
+    /// Compact once the bytes the data files hold for superseded versions and deletions reach
+    /// both `min_bytes` and `min_ratio` of the data files' size.
+    Threshold {
+        /// Reclaimable bytes needed before compacting.
+        min_bytes: u64,
+        /// Reclaimable fraction of the data files needed before compacting (0.0 to 1.0).
+        min_ratio: f64,
+    },
+    /// Only `Database::compact` compacts.
+    Off,
+}
+
+impl Default for AutoCompaction {
+    fn default() -> Self {
+        AutoCompaction::Threshold {
+            min_bytes: 1 << 20,
+            min_ratio: 0.2,
+        }
+    }
+}
+
+/// When a checkpoint is taken automatically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CheckpointPolicy {
+    /// WAL bytes since the last checkpoint that trigger one.
+    pub(crate) wal_bytes: u64,
+    /// Time since the last checkpoint, with any commit since, that triggers one.
+    pub(crate) interval: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            wal_bytes: 64 << 20,
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Progress of a running compaction, reported to the callback set with
+/// `DatabaseBuilder::on_compaction_progress` and through `Stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CompactionProgress {
+    /// Bytes of the old data files read so far.
+    pub bytes_read: u64,
+    /// Bytes of the old data files in all.
+    pub bytes_total: u64,
+    /// Bytes written to the new data file so far.
+    pub bytes_written: u64,
+}
+
+/// The compaction progress callback.
+pub(crate) type ProgressFn = std::sync::Arc<dyn Fn(CompactionProgress) + Send + Sync>;
+
+#[derive(Clone)]
 pub(crate) struct Options {
     pub(crate) max_document_size: usize,
     pub(crate) gc: GcPolicy,
+    pub(crate) durability: Durability,
+    pub(crate) checkpoint: CheckpointPolicy,
+    pub(crate) compaction: AutoCompaction,
+    pub(crate) on_progress: Option<ProgressFn>,
+    /// WAL segments are sealed past this size.
+    pub(crate) wal_segment_bytes: u64,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("max_document_size", &self.max_document_size)
+            .field("gc", &self.gc)
+            .field("durability", &self.durability)
+            .field("checkpoint", &self.checkpoint)
+            .field("compaction", &self.compaction)
+            .field("on_progress", &self.on_progress.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -37,6 +133,11 @@ impl Default for Options {
         Self {
             max_document_size: DEFAULT_MAX_DOCUMENT_SIZE,
             gc: GcPolicy::default(),
+            durability: Durability::default(),
+            checkpoint: CheckpointPolicy::default(),
+            compaction: AutoCompaction::default(),
+            on_progress: None,
+            wal_segment_bytes: 64 << 20,
         }
     }
 }

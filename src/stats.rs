@@ -1,10 +1,11 @@
 //! Point-in-time counters reported by `Database::stats` and `Database::gc`.
 
 use crate::mvcc::Timestamp;
+use crate::options::CompactionProgress;
 
 /// Database counters, read without stopping readers or writers (each counter is exact, but
 /// they are not read at one instant).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
     /// Collections that exist at the latest commit.
@@ -23,6 +24,24 @@ pub struct Stats {
     pub open_snapshots: usize,
     /// Timestamp of the latest commit.
     pub last_commit_ts: Timestamp,
+    /// Bytes in the WAL segments (0 in memory).
+    pub wal_bytes: u64,
+    /// Bytes in the data files (0 in memory).
+    pub data_bytes: u64,
+    /// Bytes of the data files holding the newest version of a live document, as of the last
+    /// checkpoint: what a fully compacted data file would hold, less its headers.
+    pub live_bytes: u64,
+    /// `data_bytes - live_bytes`: superseded versions, deletions and dropped collections that
+    /// compaction reclaims.
+    pub reclaimable_bytes: u64,
+    /// Timestamp up to which the data files hold every commit, if a checkpoint was ever taken.
+    pub last_checkpoint: Option<Timestamp>,
+    /// Compactions run since open.
+    pub compactions: u64,
+    /// Bytes reclaimed by compaction since open.
+    pub bytes_reclaimed: u64,
+    /// Progress of the compaction running now, if any.
+    pub compaction_progress: Option<CompactionProgress>,
 }
 
 /// What one GC pass did.

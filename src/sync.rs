@@ -60,6 +60,32 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A condition variable for [`Mutex`]. std only: the durability layer that waits on it (group
+/// commit, background flushing) is not compiled under loom.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub struct Condvar(std::sync::Condvar);
+
+#[cfg(not(loom))]
+impl Condvar {
+    /// Creates a condition variable.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Releases `guard`, waits for a notification (or a spurious wake-up), and relocks.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
 /// A cell publishing an immutable `Arc<T>` that readers load without locking.
 #[derive(Debug)]
 pub struct AtomicArc<T> {

@@ -395,6 +395,39 @@ impl SegmentLog {
             .map_err(io_err("syncing the directory", &self.dir))
     }
 
+    /// Seals the newest segment if it holds any record and starts the next one, so that every
+    /// record appended so far is in a sealed (synced, complete) segment. Returns the id of the
+    /// segment appends now go to. An I/O error poisons the log.
+    pub fn seal(&mut self) -> Result<u64, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let needs_new = self.newest.as_ref().is_none_or(|n| n.len > 0);
+        if needs_new {
+            let result = self.rotate();
+            self.poison_on_error(result)?;
+        }
+        self.newest.as_ref().map(|n| n.id).ok_or(LogError::Poisoned)
+    }
+
+    /// Bytes in the segments on disk, un-synced appends included. A segment whose length
+    /// cannot be read counts as empty: this is a statistic.
+    pub fn disk_bytes(&self) -> u64 {
+        let newest = self.newest.as_ref().map(|n| n.id);
+        let sealed: u64 = self
+            .segments
+            .iter()
+            .filter(|&&id| Some(id) != newest)
+            .map(|&id| {
+                self.vfs
+                    .open(&self.segment_path(id), OpenMode::Existing)
+                    .and_then(|f| f.len())
+                    .unwrap_or(0)
+            })
+            .sum();
+        sealed + self.newest.as_ref().map_or(0, |n| n.len)
+    }
+
     /// The ids of the segments on disk, oldest first.
     pub fn segments(&self) -> &[u64] {
         &self.segments

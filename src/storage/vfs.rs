@@ -137,3 +137,30 @@ pub trait VfsFile: Send + Sync + Debug {
 pub(crate) fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
+
+/// Sequential `Read` over a [`VfsFile`], from offset 0, for streaming readers of whole files.
+#[derive(Debug)]
+pub struct VfsReader {
+    file: Box<dyn VfsFile>,
+    offset: u64,
+}
+
+impl VfsReader {
+    /// A reader at the start of `file`.
+    pub fn new(file: Box<dyn VfsFile>) -> Self {
+        Self { file, offset: 0 }
+    }
+
+    /// Bytes read so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl io::Read for VfsReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(self.offset, buf)?;
+        self.offset += to_u64(n);
+        Ok(n)
+    }
+}

@@ -20,6 +20,7 @@ use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::Timestamp;
 use crate::sync::{Arc, Ordering};
+use crate::txn::log::CommitLog;
 use crate::txn::oracle::CommitSlot;
 use crate::txn::write_set::{ReadSet, WriteSet};
 use crate::txn::Isolation;
@@ -76,15 +77,23 @@ impl Engine {
 
         let mut targets = Vec::new();
         let mut next_catalog: Option<Catalog> = None;
+        let mut log = CommitLog::new(self);
         for (name, docs) in writes.iter() {
             let store = match catalog.current(name) {
                 Some(inc) => Arc::clone(&inc.store),
                 // Deleting from a collection that does not exist changes nothing.
                 None if docs.values().all(Option::is_none) => continue,
-                None => create(&mut next_catalog, &catalog, name, slot.ts()),
+                None => {
+                    log.create(name);
+                    create(&mut next_catalog, &catalog, name, slot.ts())
+                }
             };
+            for (id, body) in docs {
+                log.write(name, id, body.as_ref());
+            }
             targets.push((store, docs));
         }
+        let log = log.seal(self, &slot)?;
         if let Some(next) = next_catalog {
             self.catalog.store(Arc::new(next));
         }
@@ -93,8 +102,8 @@ impl Engine {
                 install(&store, id, body.clone(), slot.ts(), &guard);
             }
         }
-        slot.publish();
-        Ok(())
+        drop(guard);
+        log.commit(self, slot)
     }
 
     /// Applies auto-commit writes to one collection atomically, checking each precondition at
@@ -132,6 +141,16 @@ impl Engine {
         if !applied.iter().any(|&a| a) {
             return Ok(applied);
         }
+        let mut log = CommitLog::new(self);
+        if current.is_none() {
+            log.create(collection);
+        }
+        for (w, &ok) in writes.iter().zip(&applied) {
+            if ok {
+                log.write(collection, &w.id, w.body.as_ref());
+            }
+        }
+        let log = log.seal(self, &slot)?;
         let store = current.unwrap_or_else(|| {
             let (next, store) = catalog.with_created(collection, slot.ts());
             self.catalog.store(Arc::new(next));
@@ -142,7 +161,8 @@ impl Engine {
                 install(&store, &w.id, w.body, slot.ts(), &guard);
             }
         }
-        slot.publish();
+        drop(guard);
+        log.commit(self, slot)?;
         Ok(applied)
     }
 
@@ -154,10 +174,13 @@ impl Engine {
         let Some(inc) = catalog.current(name) else {
             return Ok(false);
         };
+        let mut log = CommitLog::new(self);
+        log.drop_collection(name);
+        let log = log.seal(self, &slot)?;
         inc.store.last_write.store(slot.ts().0, Ordering::Relaxed);
         self.catalog
             .store(Arc::new(catalog.with_dropped(name, slot.ts())));
-        slot.publish();
+        log.commit(self, slot)?;
         Ok(true)
     }
 
@@ -236,7 +259,7 @@ fn create(
 
 /// Prepends one version and keeps the store's counters. Deleting a document that is not live
 /// installs nothing.
-fn install(
+pub(crate) fn install(
     store: &CollectionStore,
     id: &DocId,
     body: Option<Document>,

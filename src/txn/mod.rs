@@ -3,6 +3,7 @@
 //! `Transaction` handle.
 
 pub(crate) mod commit;
+pub(crate) mod log;
 pub(crate) mod oracle;
 pub(crate) mod transaction;
 pub(crate) mod write_set;

@@ -48,6 +48,21 @@ impl Oracle {
         Timestamp(self.visible.load(Ordering::Acquire))
     }
 
+    /// Sets both the last and the visible timestamp to `ts` (open, after recovery, before any
+    /// handle exists).
+    pub fn recover(&self, ts: Timestamp) {
+        *self.commit_lock.lock() = ts;
+        self.visible.store(ts.0, Ordering::Release);
+    }
+
+    /// Publishes `ts`, a commit installed earlier by `CommitSlot::install_unpublished`, once it
+    /// is durable. Called by one WAL leader at a time, in timestamp order, so `visible` only
+    /// grows; Release pairs with the readers' Acquire exactly as `CommitSlot::publish` does.
+    #[cfg(not(loom))]
+    pub fn publish_durable(&self, ts: Timestamp) {
+        self.visible.fetch_max(ts.0, Ordering::Release);
+    }
+
     /// Waits for the commit lock and returns the slot for the next commit.
     pub fn begin_commit(&self) -> CommitSlot<'_> {
         let last = self.commit_lock.lock();
@@ -64,6 +79,14 @@ impl CommitSlot<'_> {
     /// The timestamp this commit will carry.
     pub fn ts(&self) -> Timestamp {
         self.ts
+    }
+
+    /// Ends the commit without making it visible: later commits are ordered after it and see
+    /// its versions when they validate, but readers do not, until the WAL leader that makes it
+    /// durable calls `Oracle::publish_durable`. Everything it installed must already be linked.
+    #[cfg(not(loom))]
+    pub fn install_unpublished(mut self) {
+        *self.last = self.ts;
     }
 
     /// Makes the commit visible. Everything it installed must already be linked.

@@ -16,10 +16,11 @@
 //! ```text
 //! ts        varint u64        the commit timestamp
 //! ops       varint count, then each op:
-//!   tag     varint u32        0 Put, 1 Delete, 2 DropCollection
-//!   Put             collection str | id | body: varint length, then the bytes
-//!   Delete          collection str | id
-//!   DropCollection  collection str
+//!   tag     varint u32        0 Put, 1 Delete, 2 DropCollection, 3 CreateCollection
+//!   Put               collection str | id | body: varint length, then the bytes
+//!   Delete            collection str | id
+//!   DropCollection    collection str
+//!   CreateCollection  collection str   (a new incarnation, before the first Put into it)
 //! id        varint u32 tag: 0 Int, then a zigzag varint i64; 1 Str, then a str
 //! ```
 //!
@@ -86,6 +87,12 @@ pub(crate) enum RecordOp {
         #[serde(deserialize_with = "string_from_bytes")]
         collection: String,
     },
+    /// Creates a new incarnation of a collection; comes before the first `Put` into it.
+    CreateCollection {
+        /// The collection's name.
+        #[serde(deserialize_with = "string_from_bytes")]
+        collection: String,
+    },
 }
 
 /// A document id as stored in a record: mirrors [`DocId`].
@@ -123,7 +130,9 @@ impl RecordOp {
             RecordOp::Put { body, .. } => serde_json::from_slice(body)
                 .map(Some)
                 .map_err(RecordError::Body),
-            RecordOp::Delete { .. } | RecordOp::DropCollection { .. } => Ok(None),
+            RecordOp::Delete { .. }
+            | RecordOp::DropCollection { .. }
+            | RecordOp::CreateCollection { .. } => Ok(None),
         }
     }
 }

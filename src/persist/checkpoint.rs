@@ -1,0 +1,215 @@
+//! Checkpoints: move the WAL's changes into a new sorted run, then delete the WAL they came
+//! from, so that open replays only what was committed since.
+//!
+//! Steps, and what a crash after each leaves:
+//! 1. Seal the WAL: write and sync everything queued, close the newest segment, start the
+//!    next (`B`). Every commit so far is now in a sealed segment below `B`. *Crash: the WAL is
+//!    complete; nothing else changed.*
+//! 2. Read those segments, keep the newest change per document (and the collection creations
+//!    and drops), sorted. Memory: the changes since the last checkpoint, which the WAL-size
+//!    trigger bounds.
+//! 3. Write them as run `R`, sync it and the directory. *Crash: `R` is debris (no manifest
+//!    names it); open removes it and replays the WAL.*
+//! 4. Store a manifest naming the runs plus `R`, the checkpoint timestamp and `B` as the first
+//!    WAL segment. *Crash: the new manifest holds; the old segments are debris, and any of
+//!    their records that replay would see are at or below the checkpoint, so they are skipped.*
+//! 5. Remove the WAL segments below `B` and sync the directory.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+
+use crate::error::{Error, Result};
+use crate::id::DocId;
+use crate::persist::run::{self, CollectionState, Entry, RunWriter};
+use crate::persist::wal::{log_error, split_batch};
+use crate::persist::Persist;
+use crate::storage::frame::{FrameReader, MAX_FRAME_LEN};
+use crate::storage::vfs::{OpenMode, VfsReader};
+use crate::sync::Ordering;
+use crate::txn::oracle::Oracle;
+use crate::wal::record::{self, RecordId, RecordOp};
+
+/// Read buffer for the sealed WAL segments.
+const READ_BUFFER: usize = 256 << 10;
+
+/// The changes of one collection since the last checkpoint.
+#[derive(Debug, Default)]
+struct CollectionDelta {
+    /// Set if the collection was created or dropped since; older entries are then dead.
+    state: Option<CollectionState>,
+    /// The newest change per document: its timestamp and body (`None`: deleted).
+    docs: BTreeMap<DocId, (u64, Option<Vec<u8>>)>,
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CheckpointOutcome {
+    /// The checkpoint timestamp: every commit at or below it is in the runs.
+    pub(crate) ts: Option<u64>,
+    /// Bytes of the run written (0 if there was nothing to write).
+    pub(crate) run_bytes: u64,
+}
+
+impl Persist {
+    /// Takes a checkpoint (see the module docs). Serialized with compaction and close.
+    pub(crate) fn checkpoint(&self, oracle: &Oracle) -> Result<CheckpointOutcome> {
+        let mut files = self.files.lock();
+        self.check_writable()?;
+        let (boundary, sealed) = self.wal.with_log(oracle, |log| {
+            let boundary = log.seal().map_err(log_error)?;
+            let sealed: Vec<_> = log
+                .segments()
+                .iter()
+                .copied()
+                .filter(|&s| s < boundary)
+                .map(|s| log.segment_path(s))
+                .collect();
+            Ok((boundary, sealed))
+        })?;
+
+        let previous = files.manifest.checkpoint.unwrap_or(0);
+        let (delta, max_ts) = self.read_delta(&sealed, previous)?;
+
+        let mut manifest = files.manifest.clone();
+        manifest.generation += 1;
+        manifest.wal_segments = vec![boundary];
+        let mut run_bytes = 0;
+        if let Some(ts) = max_ts {
+            let id = manifest.data_segments.iter().max().map_or(1, |m| m + 1);
+            let path = self.path(&run::run_name(id));
+            let mut writer =
+                RunWriter::create(&*self.vfs, &path).map_err(|e| self.poison(run::to_error(e)))?;
+            for (name, cd) in delta {
+                if let Some(state) = cd.state {
+                    files.space.clear(&name);
+                    writer
+                        .push(&Entry::Collection {
+                            name: name.clone(),
+                            state,
+                        })
+                        .map_err(|e| self.poison(run::to_error(e)))?;
+                }
+                for (id, (ts, body)) in cd.docs {
+                    let live = body.is_some();
+                    let bytes = writer
+                        .push(&Entry::Doc {
+                            collection: name.clone(),
+                            id: RecordId::from(&id),
+                            ts,
+                            body,
+                        })
+                        .map_err(|e| self.poison(run::to_error(e)))?;
+                    files.space.set(&name, &id, live.then_some(bytes));
+                }
+            }
+            let summary = writer.finish().map_err(|e| self.poison(run::to_error(e)))?;
+            self.sync_dir()?;
+            run_bytes = summary.bytes;
+            manifest.data_segments.push(id);
+            manifest.checkpoint = Some(ts);
+        }
+        self.store_manifest(&manifest)?;
+        files.manifest = manifest;
+        self.wal.with_log(oracle, |log| {
+            log.remove_segments_before(boundary).map_err(log_error)
+        })?;
+
+        files.wal_bytes_at_checkpoint = self.wal.bytes();
+        files.last_checkpoint_at = std::time::Instant::now();
+        let c = &self.counters;
+        c.data_bytes.fetch_add(run_bytes, Ordering::Relaxed);
+        c.live_bytes
+            .store(files.space.live_bytes(), Ordering::Relaxed);
+        if let Some(ts) = files.manifest.checkpoint {
+            c.last_checkpoint.store(ts, Ordering::Relaxed);
+        }
+        Ok(CheckpointOutcome {
+            ts: files.manifest.checkpoint,
+            run_bytes,
+        })
+    }
+}
+
+impl Persist {
+    /// Reads the sealed WAL segments into the newest change per document since `previous`,
+    /// and the timestamp of the last commit they hold.
+    fn read_delta(
+        &self,
+        sealed: &[std::path::PathBuf],
+        previous: u64,
+    ) -> Result<(BTreeMap<String, CollectionDelta>, Option<u64>)> {
+        let mut delta: BTreeMap<String, CollectionDelta> = BTreeMap::new();
+        let mut max_ts = None;
+        for path in sealed {
+            let file = self
+                .vfs
+                .open(path, OpenMode::Existing)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), &e))?;
+            let reader = BufReader::with_capacity(READ_BUFFER, VfsReader::new(file));
+            let mut frames = FrameReader::new(reader, MAX_FRAME_LEN);
+            loop {
+                let offset = frames.offset();
+                let corrupt = |reason: String| Error::Corrupt {
+                    path: path.clone(),
+                    offset: Some(offset),
+                    reason,
+                };
+                let Some(payload) = frames.next().map_err(|e| corrupt(e.to_string()))? else {
+                    break;
+                };
+                for bytes in split_batch(&payload).map_err(|r| corrupt(r.to_owned()))? {
+                    let rec = record::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+                    if rec.ts <= previous {
+                        continue;
+                    }
+                    max_ts = Some(rec.ts);
+                    add(&mut delta, rec.ts, rec.ops);
+                }
+            }
+        }
+
+        Ok((delta, max_ts))
+    }
+
+    /// True if the WAL has grown past the checkpoint trigger since the last checkpoint, or the
+    /// checkpoint interval has passed with commits since.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        let files = self.files.lock();
+        let grown = self
+            .wal
+            .bytes()
+            .saturating_sub(files.wal_bytes_at_checkpoint);
+        grown >= self.options.checkpoint.wal_bytes
+            || (grown > 0 && files.last_checkpoint_at.elapsed() >= self.options.checkpoint.interval)
+    }
+}
+
+/// Folds one commit's operations into the delta.
+fn add(delta: &mut BTreeMap<String, CollectionDelta>, ts: u64, ops: Vec<RecordOp>) {
+    for op in ops {
+        match op {
+            RecordOp::CreateCollection { collection } => {
+                let cd = delta.entry(collection).or_default();
+                cd.state = Some(CollectionState::Live { created: ts });
+                cd.docs.clear();
+            }
+            RecordOp::DropCollection { collection } => {
+                let cd = delta.entry(collection).or_default();
+                cd.state = Some(CollectionState::Dropped { at: ts });
+                cd.docs.clear();
+            }
+            RecordOp::Put {
+                collection,
+                id,
+                body,
+            } => {
+                let cd = delta.entry(collection).or_default();
+                cd.docs.insert(id.to_doc_id(), (ts, Some(body)));
+            }
+            RecordOp::Delete { collection, id } => {
+                let cd = delta.entry(collection).or_default();
+                cd.docs.insert(id.to_doc_id(), (ts, None));
+            }
+        }
+    }
+}

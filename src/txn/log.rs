@@ -1,0 +1,125 @@
+//! `CommitLog`: the WAL record of one commit, built by the commit path as it decides what the
+//! commit writes, and handed to `persist` at the commit point.
+//!
+//! A database in memory builds nothing: every method is a no-op when the engine has no
+//! persistence, and under loom, which does not compile the durability layer.
+
+use crate::document::Document;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::id::DocId;
+use crate::txn::oracle::CommitSlot;
+
+#[cfg(not(loom))]
+use crate::wal::record::{self, CommitRecord, RecordId, RecordOp};
+
+/// The operations of one commit, in the order recovery applies them.
+#[derive(Debug)]
+pub(crate) struct CommitLog {
+    #[cfg(not(loom))]
+    ops: Option<Vec<RecordOp>>,
+}
+
+impl CommitLog {
+    /// An empty log for a commit of `engine`; it records only if the engine is durable.
+    pub(crate) fn new(engine: &Engine) -> Self {
+        #[cfg(not(loom))]
+        return Self {
+            ops: engine.persist.as_ref().map(|_| Vec::new()),
+        };
+        #[cfg(loom)]
+        {
+            let _ = engine;
+            Self {}
+        }
+    }
+
+    /// A new incarnation of `collection`, before the first put into it.
+    pub(crate) fn create(&mut self, collection: &str) {
+        #[cfg(not(loom))]
+        if let Some(ops) = &mut self.ops {
+            ops.push(RecordOp::CreateCollection {
+                collection: collection.to_owned(),
+            });
+        }
+        #[cfg(loom)]
+        let _ = collection;
+    }
+
+    /// A put of `body` or, for `None`, a delete of `id`.
+    pub(crate) fn write(&mut self, collection: &str, id: &DocId, body: Option<&Document>) {
+        #[cfg(not(loom))]
+        if let Some(ops) = &mut self.ops {
+            ops.push(match body {
+                Some(doc) => record::put(collection, doc),
+                None => RecordOp::Delete {
+                    collection: collection.to_owned(),
+                    id: RecordId::from(id),
+                },
+            });
+        }
+        #[cfg(loom)]
+        let _ = (collection, id, body);
+    }
+
+    /// A drop of the current incarnation of `collection`.
+    pub(crate) fn drop_collection(&mut self, collection: &str) {
+        #[cfg(not(loom))]
+        if let Some(ops) = &mut self.ops {
+            ops.push(RecordOp::DropCollection {
+                collection: collection.to_owned(),
+            });
+        }
+        #[cfg(loom)]
+        let _ = collection;
+    }
+
+    /// Encodes the record for commit `slot`. Fails, before anything is installed, if the
+    /// database is poisoned or the record is too large for the WAL.
+    pub(crate) fn seal(self, engine: &Engine, slot: &CommitSlot<'_>) -> Result<SealedLog> {
+        #[cfg(not(loom))]
+        {
+            let (Some(ops), Some(persist)) = (self.ops, engine.persist.as_ref()) else {
+                return Ok(SealedLog { bytes: None });
+            };
+            persist.check_writable()?;
+            let bytes = record::encode(&CommitRecord {
+                ts: slot.ts().0,
+                ops,
+            });
+            if bytes.len() > crate::persist::wal::MAX_RECORD_LEN {
+                return Err(crate::error::Error::CommitTooLarge {
+                    size: bytes.len(),
+                    max: crate::persist::wal::MAX_RECORD_LEN,
+                });
+            }
+            Ok(SealedLog { bytes: Some(bytes) })
+        }
+        #[cfg(loom)]
+        {
+            let _ = (engine, slot);
+            Ok(SealedLog {})
+        }
+    }
+}
+
+/// An encoded commit record, ready for the commit point.
+#[derive(Debug)]
+pub(crate) struct SealedLog {
+    #[cfg(not(loom))]
+    bytes: Option<Vec<u8>>,
+}
+
+impl SealedLog {
+    /// Ends the commit: publishes it at once (in memory), or hands the record to the WAL, which
+    /// publishes it as its durability mode says. Everything must be installed already.
+    pub(crate) fn commit(self, engine: &Engine, slot: CommitSlot<'_>) -> Result<()> {
+        #[cfg(not(loom))]
+        if let (Some(bytes), Some(persist)) = (self.bytes, engine.persist.as_ref()) {
+            return persist.commit(slot, &bytes, &engine.oracle);
+        }
+        let _ = engine;
+        slot.publish();
+        Ok(())
+    }
+}
