@@ -81,7 +81,7 @@ impl DatabaseBuilder {
         mut self,
         f: impl Fn(CompactionProgress) + Send + Sync + 'static,
     ) -> Self {
-        self.options.on_progress = Some(std::sync::Arc::new(f));
+        self.options.on_progress = Some(crate::sync::PayloadArc::new(f));
         self
     }
 

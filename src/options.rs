@@ -101,7 +101,7 @@ pub struct CompactionProgress {
 }
 
 /// The compaction progress callback.
-pub(crate) type ProgressFn = std::sync::Arc<dyn Fn(CompactionProgress) + Send + Sync>;
+pub(crate) type ProgressFn = crate::sync::PayloadArc<dyn Fn(CompactionProgress) + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct Options {
