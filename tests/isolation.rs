@@ -13,6 +13,9 @@
 //! level.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::TestDb;
 use serde_json::json;
 use snapbase::{ConflictKind, Database, Document, Error, GcPolicy, Isolation, Transaction};
 
@@ -60,17 +63,44 @@ both_levels!(
     conflicting_commit_applies_nothing,
 );
 
-// Row 22 (crash mid-transaction: w1(1,11) uncommitted; crash; reopen; r(1) → 10, T1 leaves no
-// trace) does not apply to the in-memory engine yet: there is nothing to reopen. The durability
-// issue adds it.
+/// Row 22: T1 writes `1 := 11` and the process stops before T1 commits; after reopening, T1 left
+/// no trace and a committed T2 that followed it is intact. Always on disk, whatever
+/// `SNAPBASE_TEST_ON_DISK` says (real process kills are in `tests/kill.rs`).
+#[test]
+fn row22_crash_mid_transaction_leaves_no_trace() {
+    for iso in [Isolation::Snapshot, Isolation::Serializable] {
+        let dir = common::ScratchDir::new("row22");
+        {
+            let db = Database::open(&dir.0).unwrap();
+            db.collection("test")
+                .unwrap()
+                .insert_many([
+                    json!({"_id": 1, "value": 10}),
+                    json!({"_id": 2, "value": 20}),
+                ])
+                .unwrap();
+            let mut t1 = db.begin_with(iso);
+            w(&mut t1, 1, 11);
+            let mut t2 = db.begin_with(iso);
+            w(&mut t2, 2, 21);
+            ok(t2.commit(), "c2");
+            // The process stops: T1 never commits.
+            db.close().unwrap();
+            drop(t1);
+        }
+        let db = Database::open(&dir.0).unwrap();
+        assert_eq!(state(&db), vec![(1, 10), (2, 21)], "{iso:?}");
+        db.close().unwrap();
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
 /// The setup of every row: collection `test` with `{1: 10, 2: 20}`.
-fn setup() -> Database {
-    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+fn setup() -> TestDb {
+    let db = common::build(Database::builder().gc(GcPolicy::Manual));
     db.collection("test")
         .unwrap()
         .insert_many([

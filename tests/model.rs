@@ -13,6 +13,9 @@
 //! cannot go unnoticed.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::TestDb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -554,7 +557,7 @@ impl Model {
 // ---------------------------------------------------------------------------------------------
 
 struct Engine {
-    db: Database,
+    db: TestDb,
     txs: [Option<Transaction>; TXS],
     snaps: [Option<Snapshot>; SNAPS],
 }
@@ -562,7 +565,7 @@ struct Engine {
 impl Engine {
     fn new() -> Self {
         Self {
-            db: Database::builder().gc(GcPolicy::Manual).in_memory(),
+            db: common::build(Database::builder().gc(GcPolicy::Manual)),
             txs: Default::default(),
             snaps: Default::default(),
         }

@@ -2,6 +2,9 @@
 //! Longer runs: `SNAPBASE_STRESS_SECS=600 cargo test --release --test stress -- --ignored`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::TestDb;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,8 +16,8 @@ use snapbase::{Database, GcPolicy, Isolation};
 const ACCOUNTS: i64 = 50;
 const INITIAL: i64 = 1_000;
 
-fn bank(gc: GcPolicy) -> Database {
-    let db = Database::builder().gc(gc).in_memory();
+fn bank(gc: GcPolicy) -> TestDb {
+    let db = common::build(Database::builder().gc(gc));
     db.collection("accounts")
         .unwrap()
         .insert_many((0..ACCOUNTS).map(|i| json!({"_id": i, "balance": INITIAL})))
@@ -131,7 +134,7 @@ fn bank_transfers_preserve_the_total_serializable() {
 /// (no lost update under first-committer-wins).
 #[test]
 fn counter_has_no_lost_updates() {
-    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+    let db = common::build(Database::builder().gc(GcPolicy::Manual));
     let c = db.collection("c").unwrap();
     c.insert(json!({"_id": "n", "v": 0})).unwrap();
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -172,11 +175,9 @@ fn long_lived_snapshot_survives_churn_and_gc() {
 }
 
 fn long_lived_snapshot(duration: Duration) {
-    let db = Database::builder()
-        .gc(GcPolicy::Background {
-            interval: Duration::from_millis(1),
-        })
-        .in_memory();
+    let db = common::build(Database::builder().gc(GcPolicy::Background {
+        interval: Duration::from_millis(1),
+    }));
     let c = db.collection("c").unwrap();
     c.insert_many((0..200).map(|i| json!({"_id": i, "v": i * 10})))
         .unwrap();
