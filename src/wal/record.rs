@@ -71,6 +71,7 @@ pub(crate) enum RecordOp {
         id: RecordId,
         /// The whole document, `_id` included, as compact JSON. Read as a sequence, so its
         /// preallocation is capped by serde rather than sized from the claimed length.
+        #[serde(serialize_with = "bytes_at_once")]
         body: Vec<u8>,
     },
     /// Deletes a document.
@@ -181,6 +182,34 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<CommitRecord, RecordError> {
         });
     }
     Ok(record)
+}
+
+/// Serializes bytes with one `serialize_bytes` call: in bincode the same encoding as the
+/// default sequence of `u8`s (a varint length, then the bytes) written in one copy instead of one
+/// call per byte.
+pub(crate) fn bytes_at_once<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
+}
+
+/// `bytes_at_once` for an optional body.
+#[allow(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes a reference to the field"
+)]
+pub(crate) fn opt_bytes_at_once<S: serde::Serializer>(
+    bytes: &Option<Vec<u8>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    struct AtOnce<'a>(&'a [u8]);
+    impl Serialize for AtOnce<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    match bytes {
+        Some(b) => s.serialize_some(&AtOnce(b)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Deserializes a `String` from the bytes a serialized `str` consists of (in bincode a varint

@@ -4,13 +4,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::id::DocId;
 use crate::storage::frame;
+use crate::storage::frame::Defect;
 use crate::storage::sim_fs::{Fault, OpKind, SimFs};
 use crate::storage::std_fs::StdFs;
 use crate::storage::temp_dir::TempDir;
+use crate::storage::vfs::{to_u64, OpenMode, Vfs};
 use proptest::prelude::*;
 
 /// An in-memory file system holding the directory `/db`.

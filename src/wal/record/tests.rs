@@ -76,6 +76,7 @@ fn record_op() -> impl Strategy<Value = RecordOp> {
             id: RecordId::from(&id),
         }),
         collection().prop_map(|collection| RecordOp::DropCollection { collection }),
+        collection().prop_map(|collection| RecordOp::CreateCollection { collection }),
     ]
 }
 
