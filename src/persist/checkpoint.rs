@@ -68,7 +68,11 @@ impl Persist {
         })?;
 
         let previous = files.manifest.checkpoint.unwrap_or(0);
-        let (delta, max_ts) = self.read_delta(&sealed, previous)?;
+        // A sealed segment that cannot be read back means the disk does not hold what was
+        // synced: stop writing until a reopen looks at it.
+        let (delta, max_ts) = self
+            .read_delta(&sealed, previous)
+            .map_err(|e| self.poison(e))?;
 
         let mut manifest = files.manifest.clone();
         manifest.generation += 1;

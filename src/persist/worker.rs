@@ -1,5 +1,6 @@
-//! The background thread of a database opened on a directory: syncs the WAL every interval
-//! (`Durability::Periodic`), and takes checkpoints and compacts when their triggers fire.
+//! The background threads of a database opened on a directory: one syncs the WAL every
+//! interval (`Durability::Periodic`), the other takes checkpoints and compacts when their
+//! triggers fire.
 //!
 //! It holds only a weak reference to the engine, so dropping the last handle ends it. A failure
 //! here has already poisoned the writer (every file write does), and the next commit reports
@@ -15,86 +16,87 @@ use crate::sync::{Arc, Mutex};
 /// How often the triggers are checked when no periodic sync sets a shorter interval.
 const TICK: Duration = Duration::from_millis(50);
 
-/// The background thread of one durable database.
+/// The background threads of one durable database: the periodic syncer (`Periodic` mode only,
+/// so a long compaction never delays a sync) and the maintenance thread (checkpoints and
+/// compaction).
 #[derive(Debug, Default)]
 pub(crate) struct Worker {
-    handle: Mutex<Option<JoinHandle<()>>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Worker {
-    /// Starts the thread for `engine`, which must have persistence.
+    /// Starts the threads for `engine`, which must have persistence.
     pub(crate) fn start(engine: &Arc<Engine>) {
         let Some(persist) = engine.persist.as_ref() else {
             return;
         };
-        let tick = match persist.options.durability {
-            Durability::Periodic(d) => d.min(TICK),
-            _ => TICK,
-        };
-        let weak = Arc::downgrade(engine);
-        let spawned = thread::Builder::new()
-            .name("snapbase-persist".into())
-            .spawn(move || loop {
-                thread::park_timeout(tick);
-                let Some(engine) = weak.upgrade() else { return };
-                if engine.is_closed() {
-                    return;
-                }
-                if !run_once(&engine) {
-                    return;
-                }
+        if let Durability::Periodic(interval) = persist.options.durability {
+            spawn(engine, "snapbase-sync", interval, |engine, persist| {
+                persist.wal.flush(true, &engine.oracle).is_ok()
             });
-        // Without the thread the database still works: commits are durable in `Immediate`
-        // mode, and `checkpoint`/`compact` can be called by hand. Periodic mode would not sync,
-        // so report it through the poison rather than silently lose durability.
-        match spawned {
-            Ok(handle) => *persist.worker.handle.lock() = Some(handle),
-            Err(e) => {
-                persist.poison(crate::error::Error::io(
-                    "starting the background thread",
-                    &e,
-                ));
-            }
         }
+        spawn(engine, "snapbase-maintenance", TICK, |engine, persist| {
+            if persist.checkpoint_due() && persist.checkpoint(&engine.oracle).is_err() {
+                return false;
+            }
+            !(persist.compaction_due() && persist.compact().is_err())
+        });
     }
 
-    /// Wakes the thread and waits for it to end, unless called from it.
+    /// Wakes the threads and waits for them to end, except the calling thread itself.
     pub(crate) fn stop(&self) {
-        let handle = self.handle.lock().take();
-        if let Some(handle) = handle {
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for handle in &handles {
             handle.thread().unpark();
+        }
+        for handle in handles {
             if handle.thread().id() != thread::current().id() {
                 let _ = handle.join();
             }
         }
     }
 
-    /// Wakes the thread without waiting (the engine is being dropped).
+    /// Wakes the threads without waiting (the engine is being dropped).
     pub(crate) fn wake(&self) {
-        if let Some(handle) = self.handle.lock().as_ref() {
+        for handle in self.handles.lock().iter() {
             handle.thread().unpark();
         }
     }
 }
 
-/// One round of background work. Returns false once the writer is poisoned.
-fn run_once(engine: &Engine) -> bool {
+/// Spawns a thread running `round` every `tick` until the database closes or is dropped, or
+/// `round` returns false (the writer is poisoned: the next commit reports it).
+fn spawn(
+    engine: &Arc<Engine>,
+    name: &str,
+    tick: Duration,
+    round: fn(&Engine, &crate::persist::Persist) -> bool,
+) {
     let Some(persist) = engine.persist.as_ref() else {
-        return false;
+        return;
     };
-    if persist.check_writable().is_err() {
-        return false;
-    }
-    if let Durability::Periodic(_) = persist.options.durability {
-        if persist.wal.flush(true, &engine.oracle).is_err() {
-            return false;
+    let weak = Arc::downgrade(engine);
+    let spawned = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || loop {
+            thread::park_timeout(tick);
+            let Some(engine) = weak.upgrade() else { return };
+            let Some(persist) = engine.persist.as_ref() else {
+                return;
+            };
+            if engine.is_closed() || persist.check_writable().is_err() || !round(&engine, persist) {
+                return;
+            }
+        });
+    // Without these threads the database would silently lose `Periodic` durability and its
+    // automatic checkpoints; report it through the poison rule instead.
+    match spawned {
+        Ok(handle) => persist.worker.handles.lock().push(handle),
+        Err(e) => {
+            persist.poison(crate::error::Error::io(
+                format!("starting the background thread {name}"),
+                &e,
+            ));
         }
     }
-    if persist.checkpoint_due() && persist.checkpoint(&engine.oracle).is_err() {
-        return false;
-    }
-    if persist.compaction_due() && persist.compact().is_err() {
-        return false;
-    }
-    true
 }
