@@ -70,6 +70,18 @@ impl Engine {
         }
     }
 
+    /// `check_open`, and for a durable database, that no write or sync has failed. Checked
+    /// under the commit lock before validation: a failed commit may have left versions that are
+    /// installed but never published, which a later commit must not validate against.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        #[cfg(not(loom))]
+        if let Some(persist) = &self.persist {
+            persist.check_writable()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

@@ -37,8 +37,8 @@ pub enum Durability {
     /// `commit` returns at once; a background thread writes and syncs the WAL every interval. A
     /// crash loses at most the commits of the last interval, never part of a transaction.
     Periodic(Duration),
-    /// `commit` returns at once and its record is handed to the operating system, which decides
-    /// when it reaches the disk. A process crash loses nothing; a power failure can lose any
+    /// `commit` returns once its record is written to the operating system (no sync), which
+    /// decides when it reaches the disk; concurrent committers share one write. A process crash loses nothing; a power failure can lose any
     /// commit since the last checkpoint or close, and can leave the WAL in a state that open
     /// reports as damaged.
     None,

@@ -79,7 +79,7 @@ impl Persist {
         manifest.wal_segments = vec![boundary];
         let mut run_bytes = 0;
         if let Some(ts) = max_ts {
-            let id = manifest.data_segments.iter().max().map_or(1, |m| m + 1);
+            let id = files.take_run_id();
             let path = self.path(&run::run_name(id));
             let mut writer =
                 RunWriter::create(&*self.vfs, &path).map_err(|e| self.poison(run::to_error(e)))?;

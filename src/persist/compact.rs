@@ -63,7 +63,7 @@ impl Persist {
             readers.push(reader);
         }
         let mut merge = Merge::new(readers).map_err(run::to_error)?;
-        let id = old.iter().max().map_or(1, |m| m + 1);
+        let id = files.take_run_id();
         let path = self.path(&run::run_name(id));
         let mut writer =
             RunWriter::create(&*self.vfs, &path).map_err(|e| self.poison(run::to_error(e)))?;
@@ -107,7 +107,10 @@ impl Persist {
             writer.finish().map_err(|e| self.poison(run::to_error(e)))
         })();
         c.progress_total.store(0, Ordering::Relaxed);
-        let summary = result?;
+        let summary = result.inspect_err(|_| {
+            // Best effort: a run no manifest names is debris the next open removes anyway.
+            let _ = self.vfs.remove(&path);
+        })?;
         self.report(bytes_before, bytes_before, summary.bytes);
         self.sync_dir()?;
 

@@ -69,6 +69,18 @@ pub(crate) struct Files {
     pub(crate) wal_bytes_at_checkpoint: u64,
     /// When the last checkpoint ended (or the database was opened).
     pub(crate) last_checkpoint_at: std::time::Instant,
+    /// The id the next run gets. Never reused in one session, so a run left behind by a failed
+    /// checkpoint or compaction (debris until the next open) never blocks a later one.
+    pub(crate) next_run_id: u64,
+}
+
+impl Files {
+    /// Takes the id of a new run.
+    pub(crate) fn take_run_id(&mut self) -> u64 {
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+        id
+    }
 }
 
 /// Statistics of the files, kept for `Database::stats`.
@@ -102,17 +114,15 @@ impl Persist {
         let ts = slot.ts();
         self.wal.enqueue(ts, record);
         match self.wal.durability() {
-            Durability::Immediate => {
+            // `None` waits for the write (not a sync) the same way, so a commit whose write
+            // failed is never visible.
+            Durability::Immediate | Durability::None => {
                 slot.install_unpublished();
                 self.wal.wait_durable(ts, oracle)
             }
             Durability::Periodic(_) => {
                 slot.publish();
                 Ok(())
-            }
-            Durability::None => {
-                slot.publish();
-                self.wal.flush(false, oracle)
             }
         }
     }
@@ -200,3 +210,6 @@ pub(crate) fn manifest_error(e: ManifestError, dir: &Path) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,9 +70,11 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
         .store(space.live_bytes(), Ordering::Relaxed);
 
     let options = engine.options.clone();
-    let (log, replay) =
+    let (mut log, replay) =
         SegmentLog::open(Arc::clone(&vfs), dir, WAL_PREFIX, options.wal_segment_bytes)
             .map_err(log_error)?;
+    check_segments(&log, dir, wal_start)?;
+    log.set_first_segment(wal_start);
     for (pos, payload) in &replay.records {
         let at = |reason: String| Error::Corrupt {
             path: log.segment_path(pos.segment),
@@ -91,9 +93,11 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
             if rec.ts <= checkpoint {
                 continue;
             }
-            if rec.ts <= last {
+            // Every commit takes the next timestamp and is logged before any later one, so a
+            // gap means whole records were lost where no crash could lose them.
+            if rec.ts != last + 1 {
                 return Err(at(format!(
-                    "commit {} follows commit {last}: timestamps must increase",
+                    "commit {} follows commit {last}: commits are missing or repeated",
                     rec.ts
                 )));
             }
@@ -109,6 +113,7 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
         wal: Wal::new(options.durability, log, wal_bytes, Timestamp(last)),
         options,
         files: Mutex::new(Files {
+            next_run_id: next_run_id(&manifest),
             manifest,
             space,
             wal_bytes_at_checkpoint: 0,
@@ -118,6 +123,37 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
         counters,
         worker: crate::persist::worker::Worker::default(),
     })
+}
+
+/// The live WAL segments must be `wal_start, wal_start + 1, …` with none missing: each was
+/// created (and its name synced) before anything newer existed. With none at all, `wal_start`
+/// must be the first id ever (a new database, or a backup), since a checkpoint creates its
+/// first segment before the manifest that names it.
+fn check_segments(log: &SegmentLog, dir: &Path, wal_start: u64) -> Result<()> {
+    let expected = (wal_start..).take(log.segments().len());
+    if let Some((found, want)) = log
+        .segments()
+        .iter()
+        .zip(expected)
+        .find(|(found, want)| **found != *want)
+    {
+        return Err(Error::Corrupt {
+            path: dir.join(segment_name(WAL_PREFIX, want)),
+            offset: None,
+            reason: format!(
+                "this WAL segment is missing (the next one present is {})",
+                segment_name(WAL_PREFIX, *found)
+            ),
+        });
+    }
+    if log.segments().is_empty() && wal_start != FIRST_SEGMENT {
+        return Err(Error::Corrupt {
+            path: dir.join(segment_name(WAL_PREFIX, wal_start)),
+            offset: None,
+            reason: "this WAL segment, named by the manifest, is missing".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Writes the first manifest of a new database, refusing a directory that already holds
@@ -294,4 +330,9 @@ fn apply(engine: &Engine, ts: Timestamp, ops: Vec<RecordOp>) -> std::result::Res
         }
     }
     Ok(())
+}
+
+/// The first run id above every run the manifest names (debris is gone by now).
+fn next_run_id(manifest: &Manifest) -> u64 {
+    manifest.data_segments.iter().max().map_or(1, |m| m + 1)
 }

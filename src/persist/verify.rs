@@ -125,8 +125,22 @@ pub(crate) fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         }
     }
     wal.sort_unstable();
+    if let Some((i, &id)) = wal
+        .iter()
+        .enumerate()
+        .find(|&(i, &id)| id != wal_start + to_u64(i))
+    {
+        report.problems.push(format!(
+            "WAL segment {} is missing (found {} in its place)",
+            segment_name(WAL_PREFIX, wal_start + to_u64(i)),
+            segment_name(WAL_PREFIX, id)
+        ));
+    }
+    let checkpoint = manifest.checkpoint.unwrap_or(0);
+    let mut next_ts = checkpoint + 1;
     for (i, &id) in wal.iter().enumerate() {
-        verify_wal_segment(vfs, dir, id, i + 1 == wal.len(), &mut report)?;
+        let newest = i + 1 == wal.len();
+        verify_wal_segment(vfs, dir, id, newest, checkpoint, &mut next_ts, &mut report)?;
     }
     Ok(report)
 }
@@ -137,11 +151,15 @@ fn wal_id(name: &str) -> Option<u64> {
     (segment_name(WAL_PREFIX, id) == name).then_some(id)
 }
 
+/// Checks one WAL segment's frames and records; `next_ts` is the timestamp the next commit
+/// must carry (commits are logged in order, with none missing).
 fn verify_wal_segment(
     vfs: &dyn Vfs,
     dir: &Path,
     id: u64,
     newest: bool,
+    checkpoint: u64,
+    next_ts: &mut u64,
     report: &mut VerifyReport,
 ) -> Result<()> {
     let path = dir.join(segment_name(WAL_PREFIX, id));
@@ -162,7 +180,18 @@ fn verify_wal_segment(
             Err(reason) => Some(reason.to_owned()),
             Ok(records) => records.iter().find_map(|bytes| {
                 report.records += 1;
-                record::decode(bytes).err().map(|e| e.to_string())
+                match record::decode(bytes) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(rec) if rec.ts <= checkpoint => None,
+                    Ok(rec) if rec.ts != *next_ts => Some(format!(
+                        "commit {} where commit {} was due: commits are missing or repeated",
+                        rec.ts, *next_ts
+                    )),
+                    Ok(rec) => {
+                        *next_ts = rec.ts + 1;
+                        None
+                    }
+                }
             }),
         };
         if let Some(reason) = problem {

@@ -108,8 +108,9 @@ impl Wal {
         q.batch_last = ts;
     }
 
-    /// `Immediate` mode, after `enqueue` and after releasing the commit lock: returns once
-    /// commit `ts` is on stable storage and published, leading a flush if none is running.
+    /// `Immediate` and `None` modes, after `enqueue` and after releasing the commit lock:
+    /// returns once commit `ts` is on stable storage (`None`: written to the OS) and published,
+    /// leading a flush if none is running.
     /// Fails if the flush carrying it failed, or the WAL was already poisoned.
     pub(crate) fn wait_durable(&self, ts: Timestamp, oracle: &Oracle) -> Result<()> {
         let mut q = self.queue.lock();
@@ -126,9 +127,11 @@ impl Wal {
                 q = self.cond.wait(q);
                 continue;
             }
+            let sync = self.durability != Durability::None;
+            q.unsynced |= !sync;
             let (batch, last) = take_batch(&mut q);
             drop(q);
-            let result = self.write(&batch, true);
+            let result = self.write(&batch, sync);
             q = self.finish(result.as_ref().err(), last, Some(oracle), batch);
             // This commit was in the batch just written: it gets the real error.
             result?;

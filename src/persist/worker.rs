@@ -13,8 +13,34 @@ use crate::engine::Engine;
 use crate::options::Durability;
 use crate::sync::{Arc, Mutex};
 
-/// How often the triggers are checked when no periodic sync sets a shorter interval.
+/// How often the triggers are checked.
 const TICK: Duration = Duration::from_millis(50);
+
+/// The longest wait before retrying failed maintenance.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Exponential backoff after failed maintenance: 100 ms, doubling up to `MAX_BACKOFF`.
+#[derive(Debug, Default)]
+struct Backoff {
+    delay: Duration,
+    until: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    fn waiting(&self) -> bool {
+        self.until
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    fn record(&mut self, ok: bool) {
+        if ok {
+            *self = Backoff::default();
+        } else {
+            self.delay = (self.delay * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+            self.until = Some(std::time::Instant::now() + self.delay);
+        }
+    }
+}
 
 /// The background threads of one durable database: the periodic syncer (`Periodic` mode only,
 /// so a long compaction never delays a sync) and the maintenance thread (checkpoints and
@@ -35,11 +61,28 @@ impl Worker {
                 persist.wal.flush(true, &engine.oracle).is_ok()
             });
         }
-        spawn(engine, "snapbase-maintenance", TICK, |engine, persist| {
-            if persist.checkpoint_due() && persist.checkpoint(&engine.oracle).is_err() {
-                return false;
+        let mut backoff = Backoff::default();
+        spawn(engine, "snapbase-maintenance", TICK, move |engine, persist| {
+            if backoff.waiting() {
+                return true;
             }
-            !(persist.compaction_due() && persist.compact().is_err())
+            let checkpoint = if persist.checkpoint_due() {
+                persist.checkpoint(&engine.oracle).map(|_| ())
+            } else {
+                Ok(())
+            };
+            let outcome = checkpoint.and_then(|()| {
+                if persist.compaction_due() {
+                    persist.compact().map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
+            // A failure that poisoned the writer ends the thread (the loop checks); any other
+            // (a damaged run found by compaction, a transient read error) is retried later,
+            // backing off, so that maintenance is never silently abandoned.
+            backoff.record(outcome.is_ok());
+            true
         });
     }
 
@@ -70,7 +113,7 @@ fn spawn(
     engine: &Arc<Engine>,
     name: &str,
     tick: Duration,
-    round: fn(&Engine, &crate::persist::Persist) -> bool,
+    mut round: impl FnMut(&Engine, &crate::persist::Persist) -> bool + Send + 'static,
 ) {
     let Some(persist) = engine.persist.as_ref() else {
         return;

@@ -158,6 +158,8 @@ pub struct SegmentLog {
     segment_max_bytes: u64,
     /// Ids of the segments on disk, oldest first; the last is `newest`, if there is one.
     segments: Vec<u64>,
+    /// The id the first segment gets if there is none on disk.
+    first_id: u64,
     /// `None` until the first append of a log that has no segment yet.
     newest: Option<Newest>,
     poisoned: bool,
@@ -189,6 +191,7 @@ impl SegmentLog {
             prefix: prefix.to_owned(),
             segment_max_bytes,
             segments,
+            first_id: FIRST_SEGMENT,
             newest: None,
             poisoned: false,
         };
@@ -327,7 +330,10 @@ impl SegmentLog {
                     .map_err(io_err("syncing the sealed segment", &old.path))?;
                 old.id + 1
             }
-            None => self.segments.last().map_or(FIRST_SEGMENT, |last| last + 1),
+            None => self
+                .segments
+                .last()
+                .map_or(self.first_id, |last| (last + 1).max(self.first_id)),
         };
         let path = self.segment_path(id);
         let file = self
@@ -393,6 +399,12 @@ impl SegmentLog {
         self.vfs
             .sync_dir(&self.dir)
             .map_err(io_err("syncing the directory", &self.dir))
+    }
+
+    /// Makes the next segment created get at least id `id` (the owner knows that ids below it
+    /// were used and deleted: reusing one would make its records look obsolete).
+    pub fn set_first_segment(&mut self, id: u64) {
+        self.first_id = id;
     }
 
     /// Seals the newest segment if it holds any record and starts the next one, so that every

@@ -58,7 +58,7 @@ impl Engine {
             return self.check_open();
         }
         let slot = self.oracle.begin_commit();
-        self.check_open()?;
+        self.check_writable()?;
         let catalog = self.catalog.load_full();
         let guard = epoch::pin();
 
@@ -115,7 +115,7 @@ impl Engine {
         writes: Vec<AutoWrite>,
     ) -> Result<Vec<bool>> {
         let slot = self.oracle.begin_commit();
-        self.check_open()?;
+        self.check_writable()?;
         let catalog = self.catalog.load_full();
         let guard = epoch::pin();
         let current = catalog
@@ -169,7 +169,7 @@ impl Engine {
     /// Drops the current incarnation of `name` as one commit. Returns false if there is none.
     pub(crate) fn drop_collection(&self, name: &str) -> Result<bool> {
         let slot = self.oracle.begin_commit();
-        self.check_open()?;
+        self.check_writable()?;
         let catalog = self.catalog.load_full();
         let Some(inc) = catalog.current(name) else {
             return Ok(false);
