@@ -34,8 +34,19 @@ use crate::wal::record::{self, RecordError, RecordOp};
 /// Opens (creating if needed) the database in `dir` and loads it into `engine`, which must be
 /// new and not yet shared.
 pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Persist> {
+    let existed = vfs.exists(dir);
     vfs.create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating the directory {}", dir.display()), &e))?;
+    if !existed {
+        // The new directory's own name must be durable before anything in it is acknowledged.
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        vfs.sync_dir(parent).map_err(|e| {
+            Error::io(format!("syncing the directory {}", parent.display()), &e)
+        })?;
+    }
     let lock = DirLock::acquire(&*vfs, dir).map_err(|e| match e {
         LockError::Locked { dir } => Error::Locked { path: dir },
         LockError::Io { dir, source } => Error::io(
