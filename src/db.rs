@@ -85,6 +85,13 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Seals WAL segments past `bytes` (default 64 MiB); tests make it small to rotate often.
+    #[cfg(test)]
+    pub(crate) fn wal_segment_bytes(mut self, bytes: u64) -> Self {
+        self.options.wal_segment_bytes = bytes;
+        self
+    }
+
     /// Builds a database that lives in memory only.
     pub fn in_memory(self) -> Database {
         let engine = Arc::new(Engine::new(self.options));

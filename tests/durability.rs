@@ -1,33 +1,13 @@
 //! Databases opened on a directory: reopen, checkpoint, compaction, backup, verify, locking.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
+use common::ScratchDir as Dir;
 use serde_json::json;
 use snapbase::{Database, Durability, Error};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "snapbase-it-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        Self(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn commits_survive_reopen_in_every_durability_mode() {
