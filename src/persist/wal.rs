@@ -16,6 +16,8 @@
 //! Any I/O error poisons the WAL: the batch's commits fail, nothing after them is published,
 //! and every later commit fails with `Error::Poisoned`. The sync is never retried.
 
+use std::thread::{self, Thread};
+
 use crate::error::{Error, Result};
 use crate::mvcc::Timestamp;
 use crate::options::Durability;
@@ -34,12 +36,16 @@ struct Queue {
     /// Timestamp of the last commit on stable storage (`Immediate`, `Periodic`) or written to
     /// the OS (`None`).
     done: Timestamp,
-    /// A leader is writing; others wait on `Wal::cond`.
+    /// A leader is writing; committers park (see `waiters`), others wait on `Wal::cond`.
     flushing: bool,
     /// Records were written without a sync since the last sync (`None` mode).
     unsynced: bool,
     /// Why the WAL is poisoned, once it is.
     poison: Option<String>,
+    /// Committers parked in `wait_durable`, with the timestamp each waits for. A flush wakes
+    /// exactly those it made durable, plus the oldest other one to lead the next flush if
+    /// commits are queued: one wake-up per commit, instead of every waiter at every flush.
+    waiters: Vec<(Timestamp, Thread)>,
 }
 
 /// The WAL of an open database.
@@ -124,7 +130,12 @@ impl Wal {
                 });
             }
             if q.flushing {
-                q = self.cond.wait(q);
+                q.waiters.push((ts, thread::current()));
+                drop(q);
+                // A wake-up between the unlock and here is kept as the thread's token, so
+                // none is lost; a spurious one just loops.
+                thread::park();
+                q = self.queue.lock();
                 continue;
             }
             let sync = self.durability != Durability::None;
@@ -214,6 +225,7 @@ impl Wal {
                 self.poisoned.store(true, Ordering::SeqCst);
             }
         }
+        wake_waiters(&mut q);
         self.cond.notify_all();
         q
     }
@@ -242,6 +254,7 @@ impl Wal {
         let mut q = self.queue.lock();
         q.poison.get_or_insert_with(|| cause.to_string());
         self.poisoned.store(true, Ordering::SeqCst);
+        wake_waiters(&mut q);
         self.cond.notify_all();
     }
 }
@@ -322,4 +335,22 @@ fn frame_chunks(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = tail;
         Some(chunk)
     })
+}
+
+/// Wakes the parked committers whose commits are now durable (all of them once poisoned), and,
+/// if commits are queued, the oldest remaining one to lead the next flush.
+fn wake_waiters(q: &mut Queue) {
+    let (done, poisoned) = (q.done, q.poison.is_some());
+    q.waiters.retain(|(ts, thread)| {
+        let finished = poisoned || *ts <= done;
+        if finished {
+            thread.unpark();
+        }
+        !finished
+    });
+    if !q.batch.is_empty() {
+        if let Some(oldest) = (0..q.waiters.len()).min_by_key(|&i| q.waiters[i].0) {
+            q.waiters.swap_remove(oldest).1.unpark();
+        }
+    }
 }
