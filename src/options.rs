@@ -35,7 +35,8 @@ pub enum Durability {
     #[default]
     Immediate,
     /// `commit` returns at once; a background thread writes and syncs the WAL every interval. A
-    /// crash loses at most the commits of the last interval, never part of a transaction.
+    /// crash loses at most the commits of the last interval (plus the one sync in progress),
+    /// never part of a transaction.
     Periodic(Duration),
     /// `commit` returns once its record is written to the operating system (no sync), which
     /// decides when it reaches the disk; concurrent committers share one write. A process crash loses nothing; a power failure can lose any

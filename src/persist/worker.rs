@@ -62,28 +62,33 @@ impl Worker {
             });
         }
         let mut backoff = Backoff::default();
-        spawn(engine, "snapbase-maintenance", TICK, move |engine, persist| {
-            if backoff.waiting() {
-                return true;
-            }
-            let checkpoint = if persist.checkpoint_due() {
-                persist.checkpoint(&engine.oracle).map(|_| ())
-            } else {
-                Ok(())
-            };
-            let outcome = checkpoint.and_then(|()| {
-                if persist.compaction_due() {
-                    persist.compact().map(|_| ())
+        spawn(
+            engine,
+            "snapbase-maintenance",
+            TICK,
+            move |engine, persist| {
+                if backoff.waiting() {
+                    return true;
+                }
+                let checkpoint = if persist.checkpoint_due() {
+                    persist.checkpoint(&engine.oracle).map(|_| ())
                 } else {
                     Ok(())
-                }
-            });
-            // A failure that poisoned the writer ends the thread (the loop checks); any other
-            // (a damaged run found by compaction, a transient read error) is retried later,
-            // backing off, so that maintenance is never silently abandoned.
-            backoff.record(outcome.is_ok());
-            true
-        });
+                };
+                let outcome = checkpoint.and_then(|()| {
+                    if persist.compaction_due() {
+                        persist.compact().map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                });
+                // A failure that poisoned the writer ends the thread (the loop checks); any other
+                // (a damaged run found by compaction, a transient read error) is retried later,
+                // backing off, so that maintenance is never silently abandoned.
+                backoff.record(outcome.is_ok());
+                true
+            },
+        );
     }
 
     /// Wakes the threads and waits for them to end, except the calling thread itself.
@@ -119,18 +124,23 @@ fn spawn(
         return;
     };
     let weak = Arc::downgrade(engine);
-    let spawned = thread::Builder::new()
-        .name(name.into())
-        .spawn(move || loop {
-            thread::park_timeout(tick);
+    let spawned = thread::Builder::new().name(name.into()).spawn(move || {
+        // Rounds start every `tick`, not `tick` after the previous one ended, so the periodic
+        // sync's interval does not stretch by the length of the sync itself.
+        let mut pause = tick;
+        loop {
+            thread::park_timeout(pause);
             let Some(engine) = weak.upgrade() else { return };
             let Some(persist) = engine.persist.as_ref() else {
                 return;
             };
+            let started = std::time::Instant::now();
             if engine.is_closed() || persist.check_writable().is_err() || !round(&engine, persist) {
                 return;
             }
-        });
+            pause = tick.saturating_sub(started.elapsed());
+        }
+    });
     // Without these threads the database would silently lose `Periodic` durability and its
     // automatic checkpoints; report it through the poison rule instead.
     match spawned {

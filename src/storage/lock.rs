@@ -16,6 +16,9 @@ use crate::storage::vfs::{Vfs, VfsLock};
 /// The name of the lock file inside a database directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
+/// How long a held lock is retried before `DirLock::acquire` reports `Locked`.
+pub(crate) const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// An exclusive hold on a database directory, released on drop.
 #[derive(Debug)]
 pub(crate) struct DirLock {
@@ -27,19 +30,36 @@ impl DirLock {
     /// Locks `dir` (which must exist) by locking `dir/LOCK`, creating that file if it is
     /// missing. Fails with [`LockError::Locked`] if another process, or another handle in this
     /// one, holds the lock.
+    ///
+    /// A refusal is retried for up to [`LOCK_RETRY`] before it is reported. An `flock` belongs
+    /// to the open file, and a process that any thread forks shares the lock file's descriptor
+    /// until it execs (close-on-exec acts only then): a `close` that lands in that window leaves
+    /// the lock held for a moment longer, and an immediate reopen would wrongly be refused.
     pub(crate) fn acquire(vfs: &dyn Vfs, dir: &Path) -> Result<DirLock, LockError> {
-        match vfs.lock_exclusive(&dir.join(LOCK_FILE)) {
-            Ok(guard) => Ok(DirLock {
-                dir: dir.to_path_buf(),
-                _guard: guard,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(LockError::Locked {
-                dir: dir.to_path_buf(),
-            }),
-            Err(source) => Err(LockError::Io {
-                dir: dir.to_path_buf(),
-                source,
-            }),
+        let deadline = std::time::Instant::now() + LOCK_RETRY;
+        loop {
+            match vfs.lock_exclusive(&dir.join(LOCK_FILE)) {
+                Ok(guard) => {
+                    return Ok(DirLock {
+                        dir: dir.to_path_buf(),
+                        _guard: guard,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(LockError::Locked {
+                            dir: dir.to_path_buf(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(source) => {
+                    return Err(LockError::Io {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })
+                }
+            }
         }
     }
 
