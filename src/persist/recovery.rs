@@ -43,9 +43,8 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        vfs.sync_dir(parent).map_err(|e| {
-            Error::io(format!("syncing the directory {}", parent.display()), &e)
-        })?;
+        vfs.sync_dir(parent)
+            .map_err(|e| Error::io(format!("syncing the directory {}", parent.display()), &e))?;
     }
     let lock = DirLock::acquire(&*vfs, dir).map_err(|e| match e {
         LockError::Locked { dir } => Error::Locked { path: dir },
