@@ -214,6 +214,8 @@ impl Database {
             match outcome {
                 Err(e) if e.is_retryable() && attempt + 1 < MAX_TRANSACTION_ATTEMPTS => {
                     attempt += 1;
+                    #[cfg(not(loom))]
+                    self.engine.await_installed();
                     crate::sync::backoff(attempt);
                 }
                 other => return other,

@@ -82,6 +82,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits (briefly, with backoff) until every commit installed so far is visible, so that a
+    /// transaction retried after a conflict takes a snapshot that includes the commit it lost to.
+    /// Without this, a retry begun while that commit waits for its sync would see the old
+    /// version again and conflict again. Gives up if the writer is poisoned or after 5 s.
+    #[cfg(not(loom))]
+    pub(crate) fn await_installed(&self) {
+        let target = self.oracle.installed();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut attempt = 0;
+        while self.oracle.visible() < target
+            && self.check_writable().is_ok()
+            && std::time::Instant::now() < deadline
+        {
+            attempt += 1;
+            crate::sync::backoff(attempt.min(8));
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

@@ -23,6 +23,11 @@ pub struct Oracle {
     /// while holding it; it holds the last published timestamp, so committers never read
     /// `visible`. Readers never take it.
     commit_lock: CachePadded<Mutex<Timestamp>>,
+    /// The last timestamp installed, published or not. Written under `commit_lock` by
+    /// `install_unpublished` (Relaxed); read by `Database::transaction`'s retry loop (Relaxed),
+    /// which waits for `visible` to reach it so a retry's snapshot sees the commit it lost to.
+    #[cfg(not(loom))]
+    installed: AtomicU64,
 }
 
 /// The right to commit at `ts()`, held by exactly one committer at a time.
@@ -63,6 +68,12 @@ impl Oracle {
         self.visible.fetch_max(ts.0, Ordering::Release);
     }
 
+    /// The last commit installed, which may not be visible yet (it waits for its sync).
+    #[cfg(not(loom))]
+    pub fn installed(&self) -> Timestamp {
+        Timestamp(self.installed.load(Ordering::Relaxed))
+    }
+
     /// Waits for the commit lock and returns the slot for the next commit.
     pub fn begin_commit(&self) -> CommitSlot<'_> {
         let last = self.commit_lock.lock();
@@ -87,6 +98,7 @@ impl CommitSlot<'_> {
     #[cfg(not(loom))]
     pub fn install_unpublished(mut self) {
         *self.last = self.ts;
+        self.oracle.installed.store(self.ts.0, Ordering::Relaxed);
     }
 
     /// Makes the commit visible. Everything it installed must already be linked.
