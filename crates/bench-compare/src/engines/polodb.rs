@@ -172,27 +172,7 @@ impl Engine for PoloDbEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "bench-compare-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn doc(i: usize, v: u64) -> (String, Value) {
-        let id = format!("id-{i:04}");
-        (
-            id.clone(),
-            json!({"_id": id, "n": i, "v": v, "body": "x".repeat(150)}),
-        )
-    }
+    use crate::engines::conformance::{doc, temp_dir};
 
     #[test]
     fn polodb_round_trip() {

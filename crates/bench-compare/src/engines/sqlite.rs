@@ -234,58 +234,11 @@ impl Engine for SqliteEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "bench-compare-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn doc(i: usize, v: u64) -> (String, Value) {
-        let id = format!("id-{i:04}");
-        (
-            id.clone(),
-            json!({"_id": id, "n": i, "v": v, "body": "x".repeat(150)}),
-        )
-    }
+    use crate::engines::conformance::{self, doc, temp_dir};
 
     #[test]
     fn sqlite_round_trip() {
-        let dir = temp_dir("sqlite");
-        for durability in [Durability::Durable, Durability::Relaxed] {
-            let sub = dir.join(format!("{durability:?}"));
-            std::fs::create_dir_all(&sub).unwrap();
-            let engine = Sqlite.open(&sub, durability).unwrap();
-            let docs: Vec<_> = (0..100).map(|i| doc(i, 0)).collect();
-            engine.insert_batch(&docs).unwrap();
-            assert_eq!(engine.get("id-0007").unwrap(), Some(docs[7].1.clone()));
-            assert_eq!(engine.get("missing").unwrap(), None);
-            let updates: Vec<_> = (0..50).map(|i| doc(i, 1)).collect();
-            engine.update_batch(&updates).unwrap();
-            assert_eq!(engine.get("id-0007").unwrap().unwrap()["v"], 1);
-            let mut ids: Vec<String> = (0..25).map(|i| format!("id-{i:04}")).collect();
-            ids.push("missing".into());
-            engine.delete_batch(&ids).unwrap();
-            assert_eq!(engine.get("id-0007").unwrap(), None);
-            assert_eq!(engine.count().unwrap(), 75);
-            assert!(engine.compact().unwrap());
-            assert_eq!(engine.count().unwrap(), 75);
-            engine.close().unwrap();
-
-            let engine = Sqlite.open(&sub, durability).unwrap();
-            assert_eq!(engine.count().unwrap(), 75);
-            assert_eq!(engine.get("id-0030").unwrap().unwrap()["v"], 1);
-            assert_eq!(engine.get("id-0080").unwrap(), Some(docs[80].1.clone()));
-            engine.close().unwrap();
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+        conformance::round_trip(&Sqlite, &[Durability::Durable, Durability::Relaxed], true);
     }
 
     #[test]
