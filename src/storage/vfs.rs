@@ -150,11 +150,6 @@ impl VfsReader {
     pub fn new(file: Box<dyn VfsFile>) -> Self {
         Self { file, offset: 0 }
     }
-
-    /// Bytes read so far.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
 }
 
 impl io::Read for VfsReader {
