@@ -42,6 +42,11 @@ use self::wal::Wal;
 /// The prefix of WAL segment files.
 pub(crate) const WAL_PREFIX: &str = "wal";
 
+/// The id of a WAL segment's file name; `None` for any other name.
+pub(crate) fn wal_segment_id(name: &str) -> Option<u64> {
+    crate::storage::segment_log::parse_name(name, WAL_PREFIX)
+}
+
 /// The durable state of an open database.
 #[derive(Debug)]
 pub(crate) struct Persist {

@@ -22,7 +22,7 @@ use crate::mvcc::Timestamp;
 use crate::persist::run::{self, Merge, Merged, RunReader};
 use crate::persist::space::Space;
 use crate::persist::wal::{log_error, split_batch, Wal};
-use crate::persist::{manifest_error, Counters, Files, Persist, WAL_PREFIX};
+use crate::persist::{manifest_error, wal_segment_id, Counters, Files, Persist, WAL_PREFIX};
 use crate::storage::lock::{DirLock, LockError};
 use crate::storage::manifest::{Manifest, FORMAT_VERSION};
 use crate::storage::segment_log::{segment_name, SegmentLog, FIRST_SEGMENT};
@@ -172,7 +172,7 @@ fn create(vfs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
     let names = list(vfs, dir)?;
     if let Some(name) = names
         .iter()
-        .find(|n| is_wal(n).is_some() || run::parse_run_name(n).is_some())
+        .find(|n| wal_segment_id(n).is_some() || run::parse_run_name(n).is_some())
     {
         return Err(Error::Corrupt {
             path: dir.join(crate::storage::manifest::FILE_NAME),
@@ -204,19 +204,11 @@ fn list(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The id of a WAL segment file name.
-fn is_wal(name: &str) -> Option<u64> {
-    let id = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-    (id.len() == 16)
-        .then(|| u64::from_str_radix(id, 16).ok())?
-        .filter(|&id| segment_name(WAL_PREFIX, id) == name)
-}
-
 /// Removes runs the manifest does not name and WAL segments a checkpoint covered.
 fn remove_debris(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest, wal_start: u64) -> Result<()> {
     let mut removed = false;
     for name in list(vfs, dir)? {
-        let debris = match (run::parse_run_name(&name), is_wal(&name)) {
+        let debris = match (run::parse_run_name(&name), wal_segment_id(&name)) {
             (Some(id), _) => !manifest.data_segments.contains(&id),
             (_, Some(id)) => id < wal_start,
             _ => false,

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::persist::run;
 use crate::persist::wal::split_batch;
-use crate::persist::{manifest_error, WAL_PREFIX};
+use crate::persist::{manifest_error, wal_segment_id, WAL_PREFIX};
 use crate::storage::frame::{self, ScanEnd, MAX_FRAME_LEN};
 use crate::storage::lock::{DirLock, LockError};
 use crate::storage::manifest::Manifest;
@@ -114,7 +114,7 @@ pub(crate) fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                      removes it"
                 ));
             }
-        } else if let Some(id) = wal_id(name) {
+        } else if let Some(id) = wal_segment_id(name) {
             if id < wal_start {
                 report.notes.push(format!(
                     "{name} was covered by a checkpoint; open removes it"
@@ -143,12 +143,6 @@ pub(crate) fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         verify_wal_segment(vfs, dir, id, newest, checkpoint, &mut next_ts, &mut report)?;
     }
     Ok(report)
-}
-
-fn wal_id(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-    let id = u64::from_str_radix(hex, 16).ok()?;
-    (segment_name(WAL_PREFIX, id) == name).then_some(id)
 }
 
 /// Checks one WAL segment's frames and records; `next_ts` is the timestamp the next commit

@@ -470,7 +470,7 @@ pub fn segment_name(prefix: &str, id: u64) -> String {
 }
 
 /// The id in a file name written by [`segment_name`] for `prefix`; `None` for any other name.
-fn parse_name(name: &str, prefix: &str) -> Option<u64> {
+pub fn parse_name(name: &str, prefix: &str) -> Option<u64> {
     let hex = name
         .strip_prefix(prefix)?
         .strip_prefix('-')?
