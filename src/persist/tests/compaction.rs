@@ -339,7 +339,8 @@ fn readers_and_writers_keep_working_while_compaction_runs() {
             let (db, done) = (&db, &writers_done);
             s.spawn(move || {
                 let mut checkpoints = 0_u64;
-                while !done.load(Ordering::Acquire) {
+                // At least one, even when this thread first runs after the writers finish.
+                while !done.load(Ordering::Acquire) || checkpoints == 0 {
                     db.checkpoint().unwrap();
                     checkpoints += 1;
                     thread::yield_now();
