@@ -55,9 +55,10 @@ struct Cli {
     /// appending the markers if missing.
     #[arg(long)]
     results_md: Option<PathBuf>,
-    /// Where the SVG charts are written.
-    #[arg(long, default_value = "docs/bench")]
-    charts: PathBuf,
+    /// Where the SVG charts are written (default: docs/bench with --results-md, which links
+    /// them from there, otherwise OUT/charts, so a trial run leaves the published charts alone).
+    #[arg(long)]
+    charts: Option<PathBuf>,
     /// Where the engines' data directories go (default: OUT/data); its file system is
     /// recorded with the results.
     #[arg(long)]
@@ -145,11 +146,16 @@ fn parent(cli: &Cli, sizes: &Sizes) -> Result<ExitCode, String> {
         .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
     println!("\nwrote {}", json_path.display());
 
-    std::fs::create_dir_all(&cli.charts)
-        .map_err(|e| format!("creating {}: {e}", cli.charts.display()))?;
-    let charts = match charts::render(&results, &cli.charts) {
+    let charts_dir = match (&cli.charts, &cli.results_md) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(_)) => PathBuf::from("docs/bench"),
+        (None, None) => cli.out.join("charts"),
+    };
+    std::fs::create_dir_all(&charts_dir)
+        .map_err(|e| format!("creating {}: {e}", charts_dir.display()))?;
+    let charts = match charts::render(&results, &charts_dir) {
         Ok(charts) => {
-            println!("wrote {} charts in {}", charts.len(), cli.charts.display());
+            println!("wrote {} charts in {}", charts.len(), charts_dir.display());
             charts
         }
         Err(e) => {
