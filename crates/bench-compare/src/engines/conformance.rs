@@ -39,15 +39,15 @@ pub fn round_trip(kind: &dyn EngineKind, durabilities: &[Durability], compacts: 
         let engine = kind.open(&sub, durability).unwrap();
         let docs: Vec<_> = (0..100).map(|i| doc(i, 0)).collect();
         engine.insert_batch(&docs).unwrap();
-        assert_eq!(engine.get("id-0007").unwrap(), Some(docs[7].1.clone()));
-        assert_eq!(engine.get("missing").unwrap(), None);
+        assert_eq!(engine.get("id-0007").unwrap().as_deref(), Some(&docs[7].1));
+        assert_eq!(engine.get("missing").unwrap().as_deref(), None);
         let updates: Vec<_> = (0..50).map(|i| doc(i, 1)).collect();
         engine.update_batch(&updates).unwrap();
         assert_eq!(engine.get("id-0007").unwrap().unwrap()["v"], 1);
         let mut ids: Vec<String> = (0..25).map(|i| format!("id-{i:04}")).collect();
         ids.push("missing".into());
         engine.delete_batch(&ids).unwrap();
-        assert_eq!(engine.get("id-0007").unwrap(), None);
+        assert_eq!(engine.get("id-0007").unwrap().as_deref(), None);
         assert_eq!(engine.count().unwrap(), 75);
         assert_eq!(engine.compact().unwrap(), compacts, "{}", kind.name());
         assert_eq!(engine.count().unwrap(), 75);
@@ -56,7 +56,7 @@ pub fn round_trip(kind: &dyn EngineKind, durabilities: &[Durability], compacts: 
         let engine = kind.open(&sub, durability).unwrap();
         assert_eq!(engine.count().unwrap(), 75);
         assert_eq!(engine.get("id-0030").unwrap().unwrap()["v"], 1);
-        assert_eq!(engine.get("id-0080").unwrap(), Some(docs[80].1.clone()));
+        assert_eq!(engine.get("id-0080").unwrap().as_deref(), Some(&docs[80].1));
         engine.close().unwrap();
     }
     std::fs::remove_dir_all(&dir).unwrap();

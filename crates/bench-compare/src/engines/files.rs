@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// One file per document.
 #[derive(Debug)]
@@ -178,11 +178,11 @@ impl Engine for Dir {
         Ok(())
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let path = self.path(id);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
+                .map(|v| Some(Doc::Parsed(v)))
                 .map_err(|e| format!("parsing {}: {e}", path.display())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("reading {}: {e}", path.display())),
@@ -238,7 +238,7 @@ mod tests {
         let engine = Files.open(&dir, Durability::Durable).unwrap();
         assert_eq!(engine.count().unwrap(), SYNCFS_BATCH as u64);
         let last = &docs[SYNCFS_BATCH - 1];
-        assert_eq!(engine.get(&last.0).unwrap(), Some(last.1.clone()));
+        assert_eq!(engine.get(&last.0).unwrap().as_deref(), Some(&last.1));
         // No temporary file is left behind.
         let leftovers = fs::read_dir(&dir)
             .unwrap()

@@ -15,7 +15,7 @@ use fjall::{
 };
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// fjall's block cache, set to the same size as the other engines' caches.
 const CACHE_BYTES: u64 = 1 << 30;
@@ -120,9 +120,11 @@ impl Engine for FjallEngine {
         tx.commit().map_err(err)
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         match self.docs.get(id).map_err(err)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(err),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|v| Some(Doc::Parsed(v)))
+                .map_err(err),
             None => Ok(None),
         }
     }

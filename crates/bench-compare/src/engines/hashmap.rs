@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// The `RwLock<HashMap>` baseline.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ impl EngineKind for HashMapKind {
     fn config(&self) -> String {
         "std RwLock<HashMap<String, Arc<Value>>> in memory, relaxed only (nothing on disk); \
          a batch holds the write lock for its whole length; get clones the Arc under the read \
-         lock, then returns a clone of the Value"
+         lock and returns it"
             .to_owned()
     }
 
@@ -66,14 +66,14 @@ impl Engine for Map {
         Ok(())
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let doc = self
             .docs
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
             .cloned();
-        Ok(doc.map(|doc| Value::clone(&doc)))
+        Ok(doc.map(Doc::Shared))
     }
 
     fn count(&self) -> EngineResult<u64> {

@@ -11,7 +11,7 @@ use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// Size of the memory map, the largest the database file may grow to. It reserves address space
 /// only: the file grows as pages are used, and the page cache is the OS's.
@@ -113,10 +113,12 @@ impl Engine for LmdbEngine {
         wtxn.commit().map_err(err)
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let rtxn = self.env.read_txn().map_err(err)?;
         match self.db.get(&rtxn, id).map_err(err)? {
-            Some(bytes) => serde_json::from_slice(bytes).map(Some).map_err(err),
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map(|v| Some(Doc::Parsed(v)))
+                .map_err(err),
             None => Ok(None),
         }
     }

@@ -5,7 +5,9 @@
 //! or as its natural document form (snapbase, PoloDB, SQLite's `doc TEXT` column), and every
 //! read returns a parsed document, so that what is compared is "store and fetch a document".
 
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -16,6 +18,37 @@ pub enum Durability {
     Durable,
     /// Commits may be lost on a crash (each engine's non-syncing mode).
     Relaxed,
+}
+
+/// A document read back. Engines that store bytes parse them; engines that keep parsed
+/// documents hand out a shared reference, as their own API does, rather than a deep copy made
+/// only for the harness (issue 4: "a parsed document, or an `Arc` of one").
+#[derive(Debug, Clone)]
+pub enum Doc {
+    /// Parsed from the stored bytes by this read.
+    Parsed(Value),
+    /// The in-memory baseline's `Arc<Value>`.
+    Shared(Arc<Value>),
+    /// snapbase's `Document`, an `Arc` of the stored version.
+    Snapbase(::snapbase::Document),
+}
+
+impl Deref for Doc {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match self {
+            Doc::Parsed(value) => value,
+            Doc::Shared(value) => value,
+            Doc::Snapbase(doc) => doc,
+        }
+    }
+}
+
+impl PartialEq<Value> for Doc {
+    fn eq(&self, other: &Value) -> bool {
+        **self == *other
+    }
 }
 
 /// The result type of engine operations: errors are reported as text, since each engine has
@@ -36,8 +69,8 @@ pub trait Engine: Send + Sync {
     /// Deletes every id in one transaction; missing ids are ignored.
     fn delete_batch(&self, ids: &[String]) -> EngineResult<()>;
 
-    /// The document with `id`, parsed.
-    fn get(&self, id: &str) -> EngineResult<Option<Value>>;
+    /// The document with `id`, parsed (or shared, see [`Doc`]).
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>>;
 
     /// Number of documents.
     fn count(&self) -> EngineResult<u64>;

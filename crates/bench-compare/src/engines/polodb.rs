@@ -21,7 +21,7 @@ use polodb_core::options::UpdateOptions;
 use polodb_core::{CollectionT, Database};
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// The collection every document goes in.
 const COLLECTION: &str = "docs";
@@ -141,10 +141,11 @@ impl Engine for PoloDbEngine {
         })
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         self.db
             .collection::<Value>(COLLECTION)
             .find_one(doc! {"_id": id})
+            .map(|found| found.map(Doc::Parsed))
             .map_err(err)
     }
 
@@ -181,17 +182,20 @@ mod tests {
         let engine = PoloDb.open(&dir, Durability::Durable).unwrap();
         let docs: Vec<_> = (0..100).map(|i| doc(i, 0)).collect();
         engine.insert_batch(&docs).unwrap();
-        assert_eq!(engine.get("id-0007").unwrap(), Some(docs[7].1.clone()));
-        assert_eq!(engine.get("missing").unwrap(), None);
+        assert_eq!(engine.get("id-0007").unwrap().as_deref(), Some(&docs[7].1));
+        assert_eq!(engine.get("missing").unwrap().as_deref(), None);
         let updates: Vec<_> = (0..50).map(|i| doc(i, 1)).chain([doc(200, 1)]).collect();
         engine.update_batch(&updates).unwrap();
         assert_eq!(engine.get("id-0007").unwrap().unwrap()["v"], 1);
-        assert_eq!(engine.get("id-0200").unwrap(), Some(doc(200, 1).1));
+        assert_eq!(
+            engine.get("id-0200").unwrap().as_deref(),
+            Some(&doc(200, 1).1)
+        );
         let mut ids: Vec<String> = (0..25).map(|i| format!("id-{i:04}")).collect();
         ids.push("id-0200".into());
         ids.push("missing".into());
         engine.delete_batch(&ids).unwrap();
-        assert_eq!(engine.get("id-0007").unwrap(), None);
+        assert_eq!(engine.get("id-0007").unwrap().as_deref(), None);
         assert_eq!(engine.count().unwrap(), 75);
         assert!(!engine.compact().unwrap());
         engine.close().unwrap();
@@ -199,7 +203,7 @@ mod tests {
         let engine = PoloDb.open(&dir, Durability::Durable).unwrap();
         assert_eq!(engine.count().unwrap(), 75);
         assert_eq!(engine.get("id-0030").unwrap().unwrap()["v"], 1);
-        assert_eq!(engine.get("id-0080").unwrap(), Some(docs[80].1.clone()));
+        assert_eq!(engine.get("id-0080").unwrap().as_deref(), Some(&docs[80].1));
         engine.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -13,7 +13,7 @@ use redb::{
 };
 use serde_json::Value;
 
-use super::{Durability, Engine, EngineKind, EngineResult};
+use super::{Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// The one table: `_id` → serialized JSON document.
 const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs");
@@ -122,12 +122,14 @@ impl Engine for RedbEngine {
         })
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(DOCS).map_err(err)?;
         match table.get(id).map_err(err)? {
-            Some(guard) => serde_json::from_slice(guard.value()).map(Some).map_err(err),
+            Some(guard) => serde_json::from_slice(guard.value())
+                .map(|v| Some(Doc::Parsed(v)))
+                .map_err(err),
             None => Ok(None),
         }
     }

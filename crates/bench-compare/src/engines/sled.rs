@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// sled's page cache (its default, stated so the configuration is explicit).
 const CACHE_BYTES: u64 = 1 << 30;
@@ -106,9 +106,11 @@ impl Engine for SledEngine {
         self.apply(batch)
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         match self.db.get(id.as_bytes()).map_err(err)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(err),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|v| Some(Doc::Parsed(v)))
+                .map_err(err),
             None => Ok(None),
         }
     }

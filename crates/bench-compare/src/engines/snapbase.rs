@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use serde_json::Value;
-use snapbase::{Collection, Database, Document};
+use snapbase::{Collection, Database};
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// Most documents in one commit: 100k documents of about 180 encoded bytes stay far below the
 /// 64 MiB limit on one commit's WAL record.
@@ -29,8 +29,9 @@ pub struct Snapbase;
 pub struct SnapbaseMem;
 
 /// What both kinds say about reads and batches.
-const COMMON: &str = "one collection; get returns the stored document's Value (a clone of it, \
-since the version chain keeps the stored copy); insert clones each Value (the harness lends \
+const COMMON: &str =
+    "one collection; get returns snapbase's Document (an Arc of the stored version, \
+as the library's API does); insert clones each Value (the harness lends \
 documents); batches over 100k documents are split into commits of 100k (a commit's WAL record \
 is limited to 64 MiB); GC in the background every 500 ms (default)";
 
@@ -157,10 +158,10 @@ impl Engine for Instance {
         Ok(())
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         self.docs
             .get(id)
-            .map(|doc| doc.map(Document::into_value))
+            .map(|doc| doc.map(Doc::Snapbase))
             .map_err(|e| e.to_string())
     }
 

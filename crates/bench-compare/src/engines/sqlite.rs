@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// Page cache per connection, in KiB (SQLite's negative `cache_size` unit): 1 GiB, the same
 /// size as the other engines' caches. SQLite's page cache is per connection.
@@ -184,7 +184,7 @@ impl Engine for SqliteEngine {
         })
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT doc FROM docs WHERE id = ?1")
@@ -193,7 +193,7 @@ impl Engine for SqliteEngine {
                 .query_row(params![id], |row| row.get(0))
                 .optional()
                 .map_err(err)?;
-            text.map(|t| serde_json::from_str(&t).map_err(err))
+            text.map(|t| serde_json::from_str(&t).map(Doc::Parsed).map_err(err))
                 .transpose()
         })
     }

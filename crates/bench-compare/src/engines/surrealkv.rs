@@ -15,7 +15,7 @@ use surrealkv::{
     Transaction, Tree, TreeBuilder,
 };
 
-use super::{Capability, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// SurrealKV's block cache, set to the same size as the other engines' caches.
 const CACHE_BYTES: u64 = 1 << 30;
@@ -171,10 +171,12 @@ impl Engine for SurrealKvEngine {
         })
     }
 
-    fn get(&self, id: &str) -> EngineResult<Option<Value>> {
+    fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let tx = self.tree.begin_with_mode(Mode::ReadOnly).map_err(err)?;
         match tx.get(id.as_bytes()).map_err(err)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(err),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|v| Some(Doc::Parsed(v)))
+                .map_err(err),
             None => Ok(None),
         }
     }

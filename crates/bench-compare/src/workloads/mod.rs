@@ -69,7 +69,7 @@ fn verify_sample(engine: &dyn Engine, docs: &[(String, serde_json::Value)]) -> E
     for (id, doc) in docs.iter().step_by(step) {
         match engine.get(id)? {
             Some(found) if found == *doc => {}
-            Some(found) => return Err(format!("document {id} read back as {found}")),
+            Some(found) => return Err(format!("document {id} read back as {}", *found)),
             None => return Err(format!("document {id} was written but is not found")),
         }
     }
