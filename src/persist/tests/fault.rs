@@ -810,3 +810,64 @@ fn writes_after_a_failed_commit_fail_poisoned_not_on_its_invisible_versions() {
         outcomes.join("\n")
     );
 }
+
+/// A checkpoint that fails outside any WAL flush (its manifest rename) poisons the writer while
+/// committers are queued behind a flush, yielding for one, parked, or being gathered by a
+/// leader (syncs take a millisecond here, so all of these happen). Every committer returns
+/// with `Poisoned`, and every acknowledged commit survives a reopen. (A flush already running
+/// when the checkpoint fails may still complete and acknowledge its group: it is durable.)
+#[test]
+fn a_failed_checkpoint_poisons_committers_in_every_waiting_state() {
+    const THREADS: i64 = 8;
+    for round in 0..10 {
+        let fs = Arc::new(SimFs::new());
+        let (vfs, _trace) = Tracer::wrap(&fs, Duration::from_millis(1));
+        let db = support::open_on(vfs, Durability::Immediate).unwrap();
+        let docs = db.collection("d").unwrap();
+        docs.insert(json!({"_id": -1})).unwrap();
+        let acked = std::thread::scope(|s| {
+            let committers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let docs = docs.clone();
+                    s.spawn(move || {
+                        let mut acked = Vec::new();
+                        for k in 0..100_000 {
+                            let id = t * 100_000 + k;
+                            match docs.insert(json!({"_id": id})) {
+                                Ok(_) => acked.push(id),
+                                Err(e) => {
+                                    assert!(e.is_poisoned(), "round {round}: {e}");
+                                    return acked;
+                                }
+                            }
+                        }
+                        panic!("round {round}: committer {t} was never refused");
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(5 + round));
+            fs.inject(Fault::new(OpKind::Rename, 0));
+            let failed = loop {
+                if let Err(e) = db.checkpoint() {
+                    break e;
+                }
+            };
+            assert!(
+                failed.to_string().contains("MANIFEST"),
+                "round {round}: {failed}"
+            );
+            committers
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(!acked.is_empty(), "round {round}: nothing committed");
+        db.close().ok();
+        let reopened = support::open(&fs, Durability::Immediate).unwrap();
+        let d = reopened.collection("d").unwrap();
+        for id in &acked {
+            assert!(d.get(*id).unwrap().is_some(), "round {round}: {id} lost");
+        }
+        reopened.close().unwrap();
+    }
+}

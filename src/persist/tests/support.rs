@@ -19,16 +19,24 @@ pub(crate) const DIR: &str = "/db";
 /// Opens (or creates) the database in `/db` of `fs`, with manual GC, no automatic checkpoint
 /// or compaction (tests call them), and the given durability.
 pub(crate) fn open(fs: &Arc<SimFs>, durability: Durability) -> Result<Database> {
+    open_on(
+        Arc::clone(fs) as Arc<dyn crate::storage::vfs::Vfs>,
+        durability,
+    )
+}
+
+/// [`open`] through any `Vfs` (a tracing or delaying wrapper of a `SimFs`).
+pub(crate) fn open_on(
+    vfs: Arc<dyn crate::storage::vfs::Vfs>,
+    durability: Durability,
+) -> Result<Database> {
     Database::builder()
         .durability(durability)
         .gc(GcPolicy::Manual)
         .auto_compaction(crate::options::AutoCompaction::Off)
         .checkpoint_wal_bytes(u64::MAX)
         .checkpoint_interval(std::time::Duration::from_secs(1 << 30))
-        .open_on(
-            Arc::clone(fs) as Arc<dyn crate::storage::vfs::Vfs>,
-            Path::new(DIR),
-        )
+        .open_on(vfs, Path::new(DIR))
 }
 
 /// Every live document of every collection, at a fresh snapshot.
