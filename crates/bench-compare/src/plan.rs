@@ -74,6 +74,8 @@ pub struct Sizes {
     pub reads: usize,
     /// Random point reads split over each thread count of `read_threads`.
     pub threaded_reads: usize,
+    /// Range reads of 10 documents from random `_id`s (engines with ordered scans).
+    pub range_reads: usize,
     /// Thread counts of the read-scaling phase.
     pub read_threads: Vec<u32>,
     // the brief's
@@ -85,6 +87,8 @@ pub struct Sizes {
     pub writes_per_thread: usize,
     /// Individually timed point reads for the read latency percentiles.
     pub latency_reads: usize,
+    /// Individually timed equality queries through a secondary index (engines with them).
+    pub index_queries: usize,
     // the mixes
     /// Documents loaded before the mixes.
     pub mix_docs: usize,
@@ -115,11 +119,13 @@ impl Sizes {
             batch_size: 1_000,
             reads: scaled(1_000_000, scale),
             threaded_reads: scaled(1_000_000, scale),
+            range_reads: scaled(500_000, scale),
             read_threads: vec![1, 2, 4, 8],
             insert_runs: [scaled(1_000, scale), scaled(10_000, scale)],
             writer_threads: 100,
             writes_per_thread: scaled(100, scale),
             latency_reads: scaled(100_000, scale),
+            index_queries: scaled(100_000, scale),
             mix_docs: scaled(1_000_000, scale),
             mix_duration: Duration::from_millis(mix_ms as u64),
             mix_threads: 4,
@@ -136,7 +142,9 @@ impl Sizes {
                 "Random 24-byte `_id`s (base64url, 32 characters), bodies of about 150 bytes \
                  (about 190 bytes of JSON per document). Bulk load of {} documents in one \
                  transaction; {} individual commits of one document; {} transaction(s) of {} \
-                 inserts; count; {} random point reads on 1 thread; {} random point reads split \
+                 inserts; count; {} random point reads on 1 thread; {} range reads of the 10 \
+                 documents from a random `_id` on (engines with ordered scans; one run, where \
+                 redb's benchmark takes the best of two); {} random point reads split \
                  over {} threads; deletion of half the documents in one transaction; disk size \
                  (allocated blocks) after the deletions and after the engine's own compaction; \
                  peak RSS of the process, which includes the harness's copy of the bulk-load \
@@ -147,20 +155,24 @@ impl Sizes {
                 n(self.batch_txns),
                 n(self.batch_size),
                 n(self.reads),
+                n(self.range_reads),
                 n(self.threaded_reads),
                 threads(&self.read_threads),
             ),
             Workload::Brief => format!(
                 "Into an empty store: {} then {} inserts, one commit each (durable where the \
                  engine can be), each timed; {} threads inserting {} document(s) each, one commit \
-                 each, at the same time; {} individually timed random point reads. Latency \
-                 percentiles are from hdrhistogram (3 significant digits). Peak RSS is the \
+                 each, at the same time; {} individually timed random point reads; on engines \
+                 with secondary indexes, an index on the `data` field (unique random text) built \
+                 over those documents, then {} individually timed equality queries through it, \
+                 each finding its one document. Latency percentiles are from hdrhistogram (3 significant digits). Peak RSS is the \
                  child process's high-water mark (`VmHWM`) at the end.",
                 n(self.insert_runs[0]),
                 n(self.insert_runs[1]),
                 self.writer_threads,
                 n(self.writes_per_thread),
                 n(self.latency_reads),
+                n(self.index_queries),
             ),
             Workload::Mixes => format!(
                 "{} documents loaded, then each mix runs for {:.1} s. YCSB-B-like: {} client \

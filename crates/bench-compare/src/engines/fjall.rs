@@ -120,6 +120,18 @@ impl Engine for FjallEngine {
         tx.commit().map_err(err)
     }
 
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        self.db
+            .read_tx()
+            .range(&self.docs, start..)
+            .take(n)
+            .map(|guard| {
+                let value = guard.value().map_err(err)?;
+                serde_json::from_slice(&value).map(Doc::Parsed).map_err(err)
+            })
+            .collect()
+    }
+
     fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         match self.docs.get(id).map_err(err)? {
             Some(bytes) => serde_json::from_slice(&bytes)

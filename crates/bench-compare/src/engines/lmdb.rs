@@ -5,6 +5,7 @@
 //! are synced before `commit` returns); relaxed ones open the environment with `NO_SYNC`
 //! (nothing is synced until `force_sync`, which `close` calls).
 
+use std::ops::Bound;
 use std::path::Path;
 
 use heed::types::{Bytes, Str};
@@ -111,6 +112,17 @@ impl Engine for LmdbEngine {
             self.db.delete(&mut wtxn, id).map_err(err)?;
         }
         wtxn.commit().map_err(err)
+    }
+
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        let rtxn = self.env.read_txn().map_err(err)?;
+        let mut out = Vec::with_capacity(n);
+        let bounds = (Bound::Included(start), Bound::Unbounded);
+        for entry in self.db.range(&rtxn, &bounds).map_err(err)?.take(n) {
+            let (_, bytes) = entry.map_err(err)?;
+            out.push(Doc::Parsed(serde_json::from_slice(bytes).map_err(err)?));
+        }
+        Ok(out)
     }
 
     fn get(&self, id: &str) -> EngineResult<Option<Doc>> {

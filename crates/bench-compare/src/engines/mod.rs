@@ -72,6 +72,27 @@ pub trait Engine: Send + Sync {
     /// The document with `id`, parsed (or shared, see [`Doc`]).
     fn get(&self, id: &str) -> EngineResult<Option<Doc>>;
 
+    /// Up to `n` documents in `_id` order, from the first whose `_id` is at or after `start`,
+    /// each parsed (or shared). Engines with `Capability::RangeScan` only.
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        let _ = (start, n);
+        Err("this engine has no ordered range scans".to_owned())
+    }
+
+    /// Indexes the top-level string field `field` of every document, present and future.
+    /// Engines with `Capability::SecondaryIndex` only.
+    fn create_index(&self, field: &str) -> EngineResult<()> {
+        let _ = field;
+        Err("this engine has no secondary indexes".to_owned())
+    }
+
+    /// The documents whose top-level `field` equals `value`, found through the index that
+    /// `create_index(field)` made.
+    fn find_eq(&self, field: &str, value: &str) -> EngineResult<Vec<Doc>> {
+        let _ = (field, value);
+        Err("this engine has no secondary indexes".to_owned())
+    }
+
     /// Number of documents.
     fn count(&self) -> EngineResult<u64>;
 

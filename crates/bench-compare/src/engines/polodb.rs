@@ -18,7 +18,7 @@ use std::path::Path;
 
 use polodb_core::bson::{doc, Document};
 use polodb_core::options::UpdateOptions;
-use polodb_core::{CollectionT, Database};
+use polodb_core::{CollectionT, Database, IndexModel};
 use serde_json::Value;
 
 use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
@@ -52,7 +52,9 @@ impl EngineKind for PoloDb {
          as BSON; durable only: every transaction commits with RocksDB sync=true (fdatasync \
          of the WAL) and PoloDB has no option to relax it; RocksDB's default options, which \
          PoloDB does not expose: RocksDB's default block cache (not 1 GiB); no compression \
-         (its RocksDB is built without snappy/lz4/zstd/zlib); no compaction call"
+         (its RocksDB is built without snappy/lz4/zstd/zlib); no compaction call; the index \
+         phase = create_index on data and find({data: value}); no range reads, since a $gte \
+         filter on _id scans the whole collection in PoloDB 5.3"
             .to_string()
     }
 
@@ -70,8 +72,12 @@ impl EngineKind for PoloDb {
 
     fn supports(&self, capability: Capability) -> bool {
         match capability {
-            // create_index on a field; ordered range queries on a field ($gt/$lt).
-            Capability::Durability | Capability::SecondaryIndex | Capability::RangeScan => true,
+            // `create_index` on a field, used by equality queries on it.
+            Capability::Durability | Capability::SecondaryIndex => true,
+            // A `$gte` filter on `_id` is not planned as a key range: PoloDB 5.3's codegen
+            // uses the primary key only for an equality on `_id`, so every range read would
+            // scan the whole collection.
+            Capability::RangeScan => false,
         }
     }
 }
@@ -149,6 +155,26 @@ impl Engine for PoloDbEngine {
             .map_err(err)
     }
 
+    fn create_index(&self, field: &str) -> EngineResult<()> {
+        self.db
+            .collection::<Value>(COLLECTION)
+            .create_index(IndexModel {
+                keys: doc! {field: 1},
+                options: None,
+            })
+            .map_err(err)
+    }
+
+    fn find_eq(&self, field: &str, value: &str) -> EngineResult<Vec<Doc>> {
+        self.db
+            .collection::<Value>(COLLECTION)
+            .find(doc! {field: value})
+            .run()
+            .map_err(err)?
+            .map(|found| found.map(Doc::Parsed).map_err(err))
+            .collect()
+    }
+
     fn count(&self) -> EngineResult<u64> {
         // PoloDB counts by iterating the collection.
         self.db
@@ -184,9 +210,18 @@ mod tests {
         engine.insert_batch(&docs).unwrap();
         assert_eq!(engine.get("id-0007").unwrap().as_deref(), Some(&docs[7].1));
         assert_eq!(engine.get("missing").unwrap().as_deref(), None);
+        engine.create_index("tag").unwrap();
+        let tagged = |tag: &str| -> Vec<Value> {
+            let found = engine.find_eq("tag", tag).unwrap();
+            found.iter().map(|d| Value::clone(d)).collect()
+        };
+        assert_eq!(tagged("tag-0042"), [docs[42].1.clone()]);
+        assert!(tagged("no such tag").is_empty());
         let updates: Vec<_> = (0..50).map(|i| doc(i, 1)).chain([doc(200, 1)]).collect();
         engine.update_batch(&updates).unwrap();
         assert_eq!(engine.get("id-0007").unwrap().unwrap()["v"], 1);
+        // The index follows updates and deletes.
+        assert_eq!(tagged("tag-0007"), [doc(7, 1).1]);
         assert_eq!(
             engine.get("id-0200").unwrap().as_deref(),
             Some(&doc(200, 1).1)
@@ -196,6 +231,7 @@ mod tests {
         ids.push("missing".into());
         engine.delete_batch(&ids).unwrap();
         assert_eq!(engine.get("id-0007").unwrap().as_deref(), None);
+        assert!(tagged("tag-0007").is_empty());
         assert_eq!(engine.count().unwrap(), 75);
         assert!(!engine.compact().unwrap());
         engine.close().unwrap();

@@ -13,7 +13,7 @@ use redb::{
 };
 use serde_json::Value;
 
-use super::{Doc, Durability, Engine, EngineKind, EngineResult};
+use super::{Capability, Doc, Durability, Engine, EngineKind, EngineResult};
 
 /// The one table: `_id` → serialized JSON document.
 const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs");
@@ -54,6 +54,12 @@ impl EngineKind for Redb {
             db: RwLock::new(db),
             durability,
         }))
+    }
+
+    fn supports(&self, capability: Capability) -> bool {
+        // Ordered tables, but no secondary indexes (an index would be a second table the
+        // adapter maintains by hand).
+        capability != Capability::SecondaryIndex
     }
 }
 
@@ -120,6 +126,20 @@ impl Engine for RedbEngine {
             }
             Ok(())
         })
+    }
+
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
+        let table = txn.open_table(DOCS).map_err(err)?;
+        let mut out = Vec::with_capacity(n);
+        for entry in table.range(start..).map_err(err)?.take(n) {
+            let (_, value) = entry.map_err(err)?;
+            out.push(Doc::Parsed(
+                serde_json::from_slice(value.value()).map_err(err)?,
+            ));
+        }
+        Ok(out)
     }
 
     fn get(&self, id: &str) -> EngineResult<Option<Doc>> {

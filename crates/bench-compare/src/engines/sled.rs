@@ -106,6 +106,17 @@ impl Engine for SledEngine {
         self.apply(batch)
     }
 
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        self.db
+            .range(start.as_bytes()..)
+            .take(n)
+            .map(|entry| {
+                let (_, value) = entry.map_err(err)?;
+                serde_json::from_slice(&value).map(Doc::Parsed).map_err(err)
+            })
+            .collect()
+    }
+
     fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         match self.db.get(id.as_bytes()).map_err(err)? {
             Some(bytes) => serde_json::from_slice(&bytes)

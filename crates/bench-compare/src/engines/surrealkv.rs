@@ -171,6 +171,19 @@ impl Engine for SurrealKvEngine {
         })
     }
 
+    fn range(&self, start: &str, n: usize) -> EngineResult<Vec<Doc>> {
+        let tx = self.tree.begin_with_mode(Mode::ReadOnly).map_err(err)?;
+        let mut iter = tx.scan(start.as_bytes()..).map_err(err)?;
+        let mut out = Vec::with_capacity(n);
+        let mut valid = iter.seek_first().map_err(err)?;
+        while valid && out.len() < n {
+            let value = iter.value_ref().map_err(err)?;
+            out.push(Doc::Parsed(serde_json::from_slice(&value).map_err(err)?));
+            valid = iter.next().map_err(err)?;
+        }
+        Ok(out)
+    }
+
     fn get(&self, id: &str) -> EngineResult<Option<Doc>> {
         let tx = self.tree.begin_with_mode(Mode::ReadOnly).map_err(err)?;
         match tx.get(id.as_bytes()).map_err(err)? {

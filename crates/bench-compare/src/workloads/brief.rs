@@ -8,13 +8,17 @@ use hdrhistogram::Histogram;
 
 use crate::data;
 use crate::engines::{self, Capability, EngineResult};
-use crate::measure::{histogram, peak_rss, record_latency, Ctx, Figure};
+use crate::measure::{histogram, peak_rss, record_latency, timed, Ctx, Figure};
 
 use super::{open, skip_reason, together, verify_count, verify_sample};
 
 const SEED_IDS: u64 = 0x6272_6965_0001;
 const SEED_BODIES: u64 = 0x6272_6965_0002;
 const SEED_READS: u64 = 0x6272_6965_0003;
+const SEED_QUERIES: u64 = 0x6272_6965_0004;
+/// The field the index phase indexes and queries: unique random text, so each query finds
+/// exactly one document (like a lookup by e-mail address).
+const INDEXED: &str = "data";
 
 pub fn run(ctx: &Ctx<'_>) -> EngineResult<()> {
     let sizes = ctx.sizes;
@@ -24,6 +28,16 @@ pub fn run(ctx: &Ctx<'_>) -> EngineResult<()> {
     let mut ids_rng = data::rng(SEED_IDS);
     let mut body_rng = data::rng(SEED_BODIES);
     let mut keys = Vec::new();
+    // `(_id, data)` of every document, for the index phase.
+    let mut indexed: Vec<(String, String)> = Vec::new();
+    let mut remember = |docs: &[(String, serde_json::Value)]| {
+        indexed.extend(docs.iter().map(|(id, doc)| {
+            (
+                id.clone(),
+                doc[INDEXED].as_str().unwrap_or_default().to_owned(),
+            )
+        }));
+    };
 
     // 1k and 10k inserts, one commit each, each timed.
     let mut writes = histogram();
@@ -41,6 +55,7 @@ pub fn run(ctx: &Ctx<'_>) -> EngineResult<()> {
         let elapsed = start.elapsed();
         ctx.record(&phase, d, Figure::rate(n, elapsed, "commits/s"));
         verify_sample(engine, &docs)?;
+        remember(&docs);
         keys.extend(ids);
     }
     ctx.record_percentiles("insert latency", d, Some(1), &writes);
@@ -70,6 +85,7 @@ pub fn run(ctx: &Ctx<'_>) -> EngineResult<()> {
     );
     for docs in per_thread {
         verify_sample(engine, &docs)?;
+        remember(&docs);
         keys.extend(docs.into_iter().map(|(id, _)| id));
     }
     verify_count(engine, keys.len())?;
@@ -89,14 +105,58 @@ pub fn run(ctx: &Ctx<'_>) -> EngineResult<()> {
     }
     ctx.record_percentiles("read latency", d, Some(1), &reads);
 
-    // SQLite's `json_extract` expression index and PoloDB's indexes would run here.
-    let why = skip_reason(ctx, Capability::SecondaryIndex);
-    ctx.skip("point query on a secondary index", d, None, why);
+    // A secondary index on `data`, then individually timed equality queries through it.
+    let create = format!("create index on {INDEXED}");
+    let query = "point query on a secondary index";
+    match skip_reason(ctx, Capability::SecondaryIndex) {
+        Some(why) => {
+            ctx.skip(&create, d, None, why);
+            ctx.skip(query, d, None, why);
+        }
+        None => {
+            ctx.step(&create);
+            let ((), elapsed) = timed(|| engine.create_index(INDEXED))?;
+            ctx.record(&create, d, Figure::millis(elapsed));
+            ctx.step(query);
+            let (elapsed, latencies) = index_queries(engine, &indexed, sizes.index_queries)?;
+            ctx.record(
+                query,
+                d,
+                Figure::rate(sizes.index_queries, elapsed, "ops/s"),
+            );
+            ctx.record_percentiles("index query latency", d, Some(1), &latencies);
+        }
+    }
 
     ctx.step("close");
     boxed.close()?;
     ctx.record("peak RSS", d, Figure::mib(peak_rss()?));
     Ok(())
+}
+
+/// `n` equality queries on the indexed field for random documents of `indexed`, each timed;
+/// each must find exactly its document.
+fn index_queries(
+    engine: &dyn engines::Engine,
+    indexed: &[(String, String)],
+    n: usize,
+) -> EngineResult<(Duration, Histogram<u64>)> {
+    let mut rng = data::rng(SEED_QUERIES);
+    let mut latencies = histogram();
+    let start = Instant::now();
+    for _ in 0..n {
+        let (id, value) = &indexed[rand::RngExt::random_range(&mut rng, 0..indexed.len())];
+        let t = Instant::now();
+        let found = engine.find_eq(INDEXED, value)?;
+        record_latency(&mut latencies, t.elapsed());
+        if found.len() != 1 || found[0]["_id"] != id.as_str() {
+            return Err(format!(
+                "{INDEXED} = {value} found {} document(s), expected only {id}",
+                found.len()
+            ));
+        }
+    }
+    Ok((start.elapsed(), latencies))
 }
 
 /// Each thread inserts its documents one commit at a time, all threads started together.
