@@ -2,12 +2,15 @@
 //! disk. A plain `main` (no criterion) that prints one block per section and a summary table.
 //!
 //! Sections (`--only 1,3` runs a subset):
-//! 1. **Physical floor vs durable commit.** `write_all` of one record to a file opened for
-//!    append, then `File::sync_data`, against `collection.insert` of a ~150-byte document on a
-//!    database in `Durability::Immediate` mode. The floor's record is as long as the WAL frame
-//!    of one such commit (measured first from `stats().wal_bytes`). Rounds alternate which side
-//!    goes first; the headline is the median of the per-round ratios of mean times (target
-//!    ≤ 1.3×), with p50/p99 over every timed operation of each side.
+//! 1. **Physical floor vs durable commit.** The floor is a positional write of one record into
+//!    a file extended beforehand (so the file's size does not change), then `File::sync_data`:
+//!    the cheapest durable small write this file system offers. It runs against
+//!    `collection.insert` of a ~150-byte document on a database in `Durability::Immediate`
+//!    mode. The floor's record is as long as the WAL frame of one such commit (measured first
+//!    from `stats().wal_bytes`). Rounds alternate which side goes first; the headline is the
+//!    median of the per-round ratios of mean times (target ≤ 1.3×), with p50/p99 over every
+//!    timed operation of each side. An append to a growing file + `sync_data` is measured in
+//!    the same rounds for reference: it must also commit the new size to the journal.
 //! 2. **Concurrent durable committers.** 1, 4, 16 and 64 threads each `insert` their own
 //!    documents (auto-commit, `Immediate`) for a fixed time; commits/s per level. Every round
 //!    measures every level, in alternating order; the headline is the median per-round ratio of
@@ -74,7 +77,7 @@ mod common;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -366,7 +369,8 @@ impl WalCounter {
             while p + 8 <= bytes.len() {
                 let len = u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) as usize;
                 let end = p + 8 + len;
-                if end > bytes.len() {
+                // No frame is empty: a zero length is the newest segment's preallocated space.
+                if len == 0 || end > bytes.len() {
                     break;
                 }
                 frames += 1;
@@ -440,7 +444,7 @@ type Section = fn(&Config, &Path, &mut Summary);
 // 1. Floor vs durable commit.
 
 fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
-    println!("\n## 1. append + fdatasync (floor) vs durable single-document insert");
+    println!("\n## 1. write + fdatasync (floor) vs durable single-document insert");
     let dir = root.join("floor-db");
     let db = Database::builder()
         .durability(Durability::Immediate)
@@ -464,27 +468,56 @@ fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
         record.len()
     );
 
-    let mut floor_file = OpenOptions::new()
+    let floor_file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .read(true)
+        .write(true)
+        .truncate(true)
         .open(root.join("floor.log"))
         .unwrap();
+    let ops = u64::try_from(cfg.floor_rounds * cfg.floor_ops + 20).unwrap();
+    floor_file.set_len(ops * record.len() as u64).unwrap();
+    floor_file.sync_all().unwrap();
+    let mut floor_offset = 0u64;
+    let mut append_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("append.log"))
+        .unwrap();
     for _ in 0..20 {
-        floor_file.write_all(&record).unwrap();
+        floor_file.write_all_at(&record, floor_offset).unwrap();
+        floor_offset += record.len() as u64;
         floor_file.sync_data().unwrap();
+        append_file.write_all(&record).unwrap();
+        append_file.sync_data().unwrap();
     }
 
     let mut floor_lat = Vec::new();
+    let mut append_lat = Vec::new();
     let mut commit_lat = Vec::new();
     let mut ratios = Vec::new();
+    let mut append_ratios = Vec::new();
     for round in 0..cfg.floor_rounds {
         let docs: Vec<Value> = (0..cfg.floor_ops).map(|_| doc(fresh_id())).collect();
         let mut run_floor = |lat: &mut Vec<u64>| {
             let mut total = 0;
             for _ in 0..cfg.floor_ops {
                 let t = Instant::now();
-                floor_file.write_all(&record).unwrap();
+                floor_file.write_all_at(&record, floor_offset).unwrap();
                 floor_file.sync_data().unwrap();
+                let ns = nanos(t.elapsed());
+                floor_offset += record.len() as u64;
+                total += ns;
+                lat.push(ns);
+            }
+            total
+        };
+        let mut run_append = |lat: &mut Vec<u64>| {
+            let mut total = 0;
+            for _ in 0..cfg.floor_ops {
+                let t = Instant::now();
+                append_file.write_all(&record).unwrap();
+                append_file.sync_data().unwrap();
                 let ns = nanos(t.elapsed());
                 total += ns;
                 lat.push(ns);
@@ -502,16 +535,21 @@ fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
             }
             total
         };
-        let (f, c) = if round % 2 == 0 {
+        let (f, a, c) = if round % 2 == 0 {
             let f = run_floor(&mut floor_lat);
-            (f, run_commit(&mut commit_lat, docs))
+            let a = run_append(&mut append_lat);
+            (f, a, run_commit(&mut commit_lat, docs))
         } else {
             let c = run_commit(&mut commit_lat, docs);
-            (run_floor(&mut floor_lat), c)
+            let a = run_append(&mut append_lat);
+            (run_floor(&mut floor_lat), a, c)
         };
         ratios.push(c as f64 / f as f64);
+        append_ratios.push(a as f64 / f as f64);
     }
     let (med, min, max) = spread(&mut ratios);
+    let (amed, amin, amax) = spread(&mut append_ratios);
+    append_lat.sort_unstable();
     floor_lat.sort_unstable();
     commit_lat.sort_unstable();
     let line = |name: &str, s: &[u64]| {
@@ -526,15 +564,17 @@ fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
             fmt_ns(s[s.len() - 1]),
         );
     };
-    line("floor append+fdatasync", &floor_lat);
+    line("floor write+fdatasync", &floor_lat);
+    line("append (growing)+fdatasync", &append_lat);
     line("insert (Immediate)", &commit_lat);
+    println!("growing append / floor: median {amed:.2}x (min {amin:.2}x, max {amax:.2}x)");
     println!(
         "commit / floor: median {med:.2}x (min {min:.2}x, max {max:.2}x) over {} rounds of {} \
          ops per side",
         cfg.floor_rounds, cfg.floor_ops
     );
     out.push((
-        "durable insert / (append+fdatasync), median per-round ratio".into(),
+        "durable insert / (write+fdatasync), median per-round ratio".into(),
         format!("{med:.2}x ({min:.2}-{max:.2}x)"),
         "<= 1.3x".into(),
     ));
@@ -544,6 +584,15 @@ fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
             "{} / {}",
             fmt_ns(pct(&floor_lat, 500)),
             fmt_ns(pct(&floor_lat, 990))
+        ),
+        String::new(),
+    ));
+    out.push((
+        "growing append+fdatasync p50 / p99 (reference)".into(),
+        format!(
+            "{} / {} ({amed:.2}x the floor)",
+            fmt_ns(pct(&append_lat, 500)),
+            fmt_ns(pct(&append_lat, 990))
         ),
         String::new(),
     ));
@@ -620,28 +669,32 @@ struct RawQueue {
     syncs: u64,
 }
 
-/// The WAL's group-commit protocol (`src/persist/wal.rs`: enqueue under a lock; whoever finds
-/// no flush running takes the whole queue, appends it with one write, `sync_data`s, marks it
-/// done and `notify_all`s) on a bare file, with no database around it: what group commit
-/// alone achieves on this machine.
+/// The textbook group-commit protocol (enqueue under a lock; whoever finds no flush running
+/// takes the whole queue, writes it with one write, `sync_data`s, marks it done and
+/// `notify_all`s; the others block on the condition variable) on a bare file, with no database
+/// around it. It writes into space extended ahead in 1 MiB steps, as the WAL does, so the two
+/// sides pay the same sync.
 #[derive(Debug)]
 struct RawGroupCommit {
     queue: Mutex<RawQueue>,
     cond: Condvar,
-    file: Mutex<File>,
+    /// The file, where the next write goes, and how far the file is extended.
+    file: Mutex<(File, u64, u64)>,
 }
 
 impl RawGroupCommit {
     fn new(path: &Path) -> Self {
         let file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
             .open(path)
             .unwrap();
         Self {
             queue: Mutex::new(RawQueue::default()),
             cond: Condvar::new(),
-            file: Mutex::new(file),
+            file: Mutex::new((file, 0, 0)),
         }
     }
 
@@ -663,8 +716,15 @@ impl RawGroupCommit {
             let last = q.last;
             drop(q);
             {
-                let mut file = self.file.lock().unwrap();
-                file.write_all(&batch).unwrap();
+                let mut guard = self.file.lock().unwrap();
+                let (file, at, allocated) = &mut *guard;
+                let end = *at + batch.len() as u64;
+                if end > *allocated {
+                    *allocated = end.div_ceil(1 << 20) << 20;
+                    file.set_len(*allocated).unwrap();
+                }
+                file.write_all_at(&batch, *at).unwrap();
+                *at = end;
                 file.sync_data().unwrap();
             }
             q = self.queue.lock().unwrap();

@@ -196,6 +196,9 @@ fn verify_wal_segment(
     }
     match scan.end {
         ScanEnd::Clean => {}
+        // The newest segment's preallocated space, not yet written (see `segment_log`).
+        ScanEnd::TornTail { valid_up_to }
+            if newest && buf[valid_up_to..].iter().all(|&b| b == 0) => {}
         ScanEnd::TornTail { valid_up_to } if newest => report.notes.push(format!(
             "{} ends in {} bytes of an interrupted write at byte {valid_up_to}; open truncates \
              them",

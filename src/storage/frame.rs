@@ -222,7 +222,10 @@ pub fn scan(buf: &[u8], start: usize, max_len: u32) -> Scan {
                 pos = payload.end;
             }
             Err(reason) => {
-                let followed = (pos + 1..buf.len()).any(|p| frame_at(buf, p, max_len).is_ok());
+                // Zeros hold no valid frame (the checksum covers the length), so an all-zero
+                // rest, such as a preallocated tail, needs no search.
+                let followed = buf[pos..].iter().any(|&b| b != 0)
+                    && (pos + 1..buf.len()).any(|p| frame_at(buf, p, max_len).is_ok());
                 let end = if followed {
                     ScanEnd::Corrupt {
                         offset: pos,

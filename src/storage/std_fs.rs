@@ -2,7 +2,7 @@
 //! builds.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -16,8 +16,10 @@ pub struct StdFs;
 impl Vfs for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let mut options = OpenOptions::new();
-        // O_APPEND: every write lands at the end even if another handle grew the file.
-        options.read(true).append(true);
+        // No O_APPEND: with it, Linux's `pwrite` ignores the offset, and `write_at` needs it.
+        // Each file has one writing handle (the directory lock keeps other processes out), so
+        // `append` finds the end from the file's length.
+        options.read(true).write(true);
         match mode {
             OpenMode::CreateNew => options.create_new(true),
             OpenMode::OpenOrCreate => options.create(true),
@@ -106,10 +108,14 @@ impl VfsFile for StdFile {
     }
 
     fn append(&self, data: &[u8]) -> io::Result<u64> {
-        let mut file = self.file.lock();
+        let file = self.file.lock();
         let offset = file.metadata()?.len();
-        file.write_all(data)?;
+        file.write_all_at(data, offset)?;
         Ok(offset)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.lock().write_all_at(data, offset)
     }
 
     fn len(&self) -> io::Result<u64> {

@@ -76,7 +76,7 @@ pub trait Vfs: Send + Sync + Debug {
 /// A held lock from [`Vfs::lock_exclusive`]; dropping it releases the lock.
 pub trait VfsLock: Send + Sync + Debug {}
 
-/// An open file: positional reads, appends, truncation and the two syncs.
+/// An open file: positional reads, appends, positional writes, truncation and the two syncs.
 pub trait VfsFile: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `offset`, returning how many were read (0 at or past
     /// the end).
@@ -107,6 +107,12 @@ pub trait VfsFile: Send + Sync + Debug {
     /// durable until a later sync of this file succeeds. On error, any prefix of `data` may
     /// have been written.
     fn append(&self, data: &[u8]) -> io::Result<u64>;
+
+    /// Writes `data` at `offset`, over what is there and past the end if it reaches that far
+    /// (a gap before `offset` reads as zeros). Not durable until a later sync of this file
+    /// succeeds; on error, or in a crash before that sync, any prefix of `data` may have been
+    /// written, like [`VfsFile::append`].
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
 
     /// The current length in bytes (including un-synced appends).
     fn len(&self) -> io::Result<u64>;

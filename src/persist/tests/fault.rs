@@ -165,6 +165,11 @@ impl VfsFile for TracedFile {
         self.inner.append(data)
     }
 
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        record(&self.trace, Some(OpKind::Write), &self.path, false);
+        self.inner.write_at(offset, data)
+    }
+
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

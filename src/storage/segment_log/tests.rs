@@ -158,7 +158,9 @@ fn torn_tail_at_every_offset_is_truncated_durably() {
     let ends: Vec<u64> = (0..10)
         .map(|i| positions[i].offset + frame_len(record(i).len()))
         .collect();
-    for cut in start..to_u64(full.len()) {
+    // The file goes on past the last record with preallocated zeros; cuts inside the records.
+    assert!(to_u64(full.len()) > ends[9], "no preallocated tail");
+    for cut in start..ends[9] {
         let fs = Arc::new(fs.snapshot());
         let file = fs.open(&path, OpenMode::Existing).unwrap();
         file.set_len(cut).unwrap();
@@ -217,7 +219,13 @@ fn bit_flips_in_sealed_segments_and_mid_newest_are_corruption() {
         let (_, replay) = open(&fs).unwrap();
         let path = replay_path(&replay, id);
         let bytes = read(&fs, &path);
-        for at in 0..bytes.len() {
+        // Every byte of every frame (the newest segment's preallocated zeros follow them).
+        let frames_end = (0..10)
+            .filter(|&i| positions[i].segment == id)
+            .map(|i| ends[i])
+            .max()
+            .unwrap_or(0);
+        for at in 0..usize::try_from(frames_end).unwrap() {
             let at64 = to_u64(at);
             let Some(i) = (0..10).find(|&i| {
                 positions[i].segment == id && positions[i].offset <= at64 && at64 < ends[i]
@@ -411,4 +419,48 @@ fn foreign_files_are_ignored() {
     let (mut log, replay) = open(&fs).unwrap();
     assert!(replay.records.is_empty());
     assert_eq!(log.append(b"a").unwrap().segment, FIRST_SEGMENT);
+}
+
+#[test]
+fn the_newest_segment_is_preallocated_and_trimmed_when_sealed() {
+    let fs = fresh();
+    let vfs: Arc<dyn Vfs> = Arc::clone(&fs) as Arc<dyn Vfs>;
+    let (mut log, _) = SegmentLog::open(Arc::clone(&vfs), dir(), "wal", 4 * PREALLOCATE).unwrap();
+    let positions = write_synced(&mut log, 3);
+    let path = log.segment_path(positions[2].segment);
+    let end = positions[2].offset + frame_len(record(2).len());
+    assert_eq!(to_u64(read(&fs, &path).len()), PREALLOCATE);
+    assert_eq!(
+        log.disk_bytes(),
+        end,
+        "statistics count records, not preallocated space"
+    );
+    drop(log);
+    // A crash keeps the synced records; the zeros after them are not a torn tail.
+    let fs = Arc::new(fs.crash(0, CrashMode::DropUnsynced));
+    let vfs: Arc<dyn Vfs> = Arc::clone(&fs) as Arc<dyn Vfs>;
+    let (mut log, replay) =
+        SegmentLog::open(Arc::clone(&vfs), dir(), "wal", 4 * PREALLOCATE).unwrap();
+    assert_eq!(payloads(&replay), (0..3).map(record).collect::<Vec<_>>());
+    assert_eq!(replay.truncated, None);
+    assert_eq!(
+        to_u64(read(&fs, &path).len()),
+        PREALLOCATE,
+        "open kept the space"
+    );
+    // The next record goes right after the last one, over the zeros, and then past the first
+    // chunk, which extends the file by another.
+    assert_eq!(log.append(b"next").unwrap().offset, end);
+    let big = vec![9; usize::try_from(PREALLOCATE).unwrap()];
+    log.append(&big).unwrap();
+    log.sync().unwrap();
+    let logical = end + frame_len(4) + frame_len(big.len());
+    assert_eq!(to_u64(read(&fs, &path).len()), 2 * PREALLOCATE);
+    // Sealing trims the segment to its records before its successor exists.
+    log.seal().unwrap();
+    assert_eq!(to_u64(read(&fs, &path).len()), logical);
+    drop(log);
+    let (_, replay) = SegmentLog::open(vfs, dir(), "wal", 4 * PREALLOCATE).unwrap();
+    assert_eq!(replay.records.len(), 5);
+    assert_eq!(replay.truncated, None);
 }

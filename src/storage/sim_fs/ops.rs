@@ -3,7 +3,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{index, not_found, DirOp, FaultEffect, Inode, InodeId, OpKind, Pending, SimFs, State};
+use super::{
+    crash, index, not_found, DirOp, FaultEffect, Inode, InodeId, OpKind, Pending, SimFs, State,
+};
 use crate::storage::vfs::{to_u64, OpenMode, Vfs, VfsFile, VfsLock};
 use crate::sync::{Arc, Mutex};
 
@@ -216,6 +218,31 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    /// A write at `offset`, or at the end: applied to the live image at once, pending for the
+    /// durable one until a sync. Returns where it went.
+    fn write(&self, offset: Option<usize>, data: &[u8]) -> io::Result<u64> {
+        let mut state = self.state.lock();
+        let fault = state.begin(Some(OpKind::Write))?;
+        let written = match fault {
+            None => data,
+            Some(f) if f.effect == FaultEffect::ShortWrite => &data[..data.len() / 2],
+            Some(_) => &[],
+        };
+        let live = Arc::make_mut(&mut state.inode(self.inode).live);
+        let offset = offset.unwrap_or(live.len());
+        crash::write_at(live, offset, written);
+        if !written.is_empty() {
+            state.pending.push(Pending::Append {
+                inode: self.inode,
+                offset,
+                data: Arc::from(written),
+            });
+        }
+        fault.map_or(Ok(to_u64(offset)), |f| Err(f.to_error()))
+    }
+}
+
 impl VfsFile for SimFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let mut state = self.state.lock();
@@ -228,24 +255,11 @@ impl VfsFile for SimFile {
     }
 
     fn append(&self, data: &[u8]) -> io::Result<u64> {
-        let mut state = self.state.lock();
-        let fault = state.begin(Some(OpKind::Write))?;
-        let written = match fault {
-            None => data,
-            Some(f) if f.effect == FaultEffect::ShortWrite => &data[..data.len() / 2],
-            Some(_) => &[],
-        };
-        let live = Arc::make_mut(&mut state.inode(self.inode).live);
-        let offset = live.len();
-        live.extend_from_slice(written);
-        if !written.is_empty() {
-            state.pending.push(Pending::Append {
-                inode: self.inode,
-                offset,
-                data: Arc::from(written),
-            });
-        }
-        fault.map_or(Ok(to_u64(offset)), |f| Err(f.to_error()))
+        self.write(None, data)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write(Some(index(offset)?), data).map(drop)
     }
 
     fn len(&self) -> io::Result<u64> {
