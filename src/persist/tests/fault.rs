@@ -248,7 +248,7 @@ fn traced_reference(w: &Workload) -> TracedRun {
 }
 
 /// The operation kinds faults are injected into, with the effects that mean something there.
-const KINDS: [(OpKind, &[FaultEffect]); 6] = [
+const KINDS: [(OpKind, &[FaultEffect]); 7] = [
     (
         OpKind::Write,
         &[FaultEffect::Clean, FaultEffect::ShortWrite],
@@ -261,6 +261,9 @@ const KINDS: [(OpKind, &[FaultEffect]); 6] = [
     (OpKind::SyncDir, &[FaultEffect::Clean]),
     (OpKind::Remove, &[FaultEffect::Clean]),
     (OpKind::Open, &[FaultEffect::Clean]),
+    // Extending the newest WAL segment ahead of its appends, trimming it when sealed, and
+    // truncating a torn tail.
+    (OpKind::SetLen, &[FaultEffect::Clean]),
 ];
 
 /// Counts of what the fault sweep saw.
