@@ -6,8 +6,8 @@
 //! frame, syncs once, and (in `Immediate` mode) publishes the last timestamp of the batch, which
 //! makes every commit of the batch visible at once. Committers that arrive while a leader is
 //! syncing wait, and the next leader takes them all in one frame, after a short wait for the
-//! rest of its group (`Wal::gather`). With 16 concurrent committers a sync therefore carries
-//! about 14 of them. Waiting committers yield the CPU rather than park for as long as a flush
+//! rest of its group (`Wal::gather`). With 16 busy committers a sync carried about 12 of
+//! them on the test VM. Waiting committers yield the CPU rather than park for as long as a flush
 //! usually takes (`Wal::yield_for_flush`), so the end of a flush costs no wake-up per commit.
 //!
 //! One frame per sync is what makes every crash recoverable: `segment_log` may lose or tear

@@ -258,16 +258,8 @@ impl SegmentLog {
             offset: to_u64(offset),
             reason,
         };
-        // The zeros after the last record of the newest segment are its preallocated space.
-        let preallocated = |at: usize| {
-            !sealed
-                && bytes
-                    .get(at..)
-                    .is_some_and(|rest| rest.iter().all(|&b| b == 0))
-        };
-        let valid_len = match scan.end {
-            ScanEnd::Clean => len,
-            ScanEnd::TornTail { valid_up_to } if preallocated(valid_up_to) => to_u64(valid_up_to),
+        let (valid_len, torn) = match scan.end {
+            ScanEnd::Clean => (len, false),
             ScanEnd::Corrupt { offset, reason } => return Err(corrupt(offset, reason.as_str())),
             ScanEnd::TornTail { valid_up_to } if sealed => {
                 return Err(corrupt(
@@ -275,7 +267,12 @@ impl SegmentLog {
                     "a sealed segment ends in an incomplete or damaged frame",
                 ))
             }
-            ScanEnd::TornTail { valid_up_to } => to_u64(valid_up_to),
+            // Zeros after the newest segment's last record are its preallocated space; anything
+            // else there is the torn tail of an interrupted append.
+            ScanEnd::TornTail { valid_up_to } => (
+                to_u64(valid_up_to),
+                bytes[valid_up_to..].iter().any(|&b| b != 0),
+            ),
         };
         for (offset, payload) in scan.records {
             let position = Position {
@@ -287,10 +284,6 @@ impl SegmentLog {
         if sealed {
             return Ok(None);
         }
-        let torn = match scan.end {
-            ScanEnd::TornTail { valid_up_to } => !preallocated(valid_up_to),
-            _ => false,
-        };
         let mut allocated = len;
         if torn {
             // Synced now, before any append lands after the cut: otherwise a crash could bring
@@ -367,8 +360,8 @@ impl SegmentLog {
     /// Seals the newest segment and creates the next one.
     ///
     /// Order matters. The old segment is trimmed to its records and `sync_all`ed *before* its
-    /// successor is created, so a segment that has a successor on disk is always complete: that is what lets open treat
-    /// any damage in a sealed segment as corruption. The new file's name is then made durable
+    /// successor is created, so a segment that has a successor on disk is always complete:
+    /// that is what lets open treat any damage in a sealed segment as corruption. The new file's name is then made durable
     /// with `sync_dir` *before* anything is appended: a later [`SegmentLog::sync`] syncs only
     /// the file's data, and without the directory sync a crash could lose the whole file, and
     /// with it records whose sync had returned `Ok`.
