@@ -5,7 +5,7 @@ use crossbeam_epoch as epoch;
 use loom::sync::Arc;
 use loom::thread;
 use serde_json::json;
-use snapbase::__loom::{document, VersionChain};
+use snapbase::__loom::{document, Limbo, Retired, VersionChain};
 use snapbase::{Database, GcPolicy};
 
 #[test]
@@ -15,9 +15,16 @@ fn prune_races_reader_at_the_watermark() {
         for ts in 1..=3u64 {
             chain.install(ts.into(), Some(document(json!({ "v": ts }))), &epoch::pin());
         }
+        let limbo = std::sync::Arc::new(Limbo::default());
         let gc = {
-            let chain = chain.clone();
-            thread::spawn(move || chain.prune(2.into(), &epoch::pin()).freed)
+            let (chain, limbo) = (chain.clone(), limbo.clone());
+            thread::spawn(move || {
+                let guard = epoch::pin();
+                let mut retired = Retired::new();
+                let freed = chain.prune(2.into(), &guard, &mut retired).freed;
+                retired.defer_into(&limbo, &guard);
+                freed
+            })
         };
         // A reader registered at 2 (so the watermark is at most 2) reads while GC prunes.
         let guard = epoch::pin();
@@ -28,10 +35,11 @@ fn prune_races_reader_at_the_watermark() {
         assert_eq!(got, Some(2));
         assert_eq!(gc.join().unwrap(), 1);
         assert_eq!(chain.len(&epoch::pin()), 2);
-        // As `Database::gc` does: push the deferred free through, so loom sees it happen.
+        // As `Database::gc` does: push the deferred hand-over through and free what arrived.
         for _ in 0..4 {
             epoch::pin().flush();
         }
+        limbo.drain();
     });
 }
 

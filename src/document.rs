@@ -67,6 +67,12 @@ impl Document {
         self.0
     }
 
+    /// Handles on this version, the chain's own included.
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     /// A handle on a live version found in a chain.
     pub(crate) fn from_version(version: Arc<Version>) -> Self {
         debug_assert!(version.body.is_some());

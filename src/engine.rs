@@ -13,10 +13,11 @@ use crate::catalog::Catalog;
 use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::id::{DocId, IdGenerator};
+use crate::mvcc::chain::Limbo;
 use crate::mvcc::registry::{Registration, SnapshotRegistry};
 use crate::mvcc::Timestamp;
 use crate::options::Options;
-use crate::sync::{Arc, AtomicArc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicArc, AtomicBool, AtomicU64, Mutex, Ordering, PayloadArc};
 use crate::txn::oracle::Oracle;
 
 /// Shared state of one open database.
@@ -37,6 +38,8 @@ pub(crate) struct Engine {
     pub(crate) reclaimed: CachePadded<AtomicU64>,
     /// Serializes GC passes; holds the watermark of the last pass.
     pub(crate) gc_state: CachePadded<Mutex<Timestamp>>,
+    /// Versions GC has unlinked whose grace period has passed, until a pass frees them.
+    pub(crate) limbo: PayloadArc<Limbo>,
     #[cfg(not(loom))]
     pub(crate) gc_worker: crate::gc::Worker,
     /// The files of a database opened on a directory; `None` in memory.
@@ -55,6 +58,7 @@ impl Engine {
             ids: CachePadded::new(IdGenerator::default()),
             reclaimed: CachePadded::new(AtomicU64::new(0)),
             gc_state: CachePadded::new(Mutex::new(Timestamp::ZERO)),
+            limbo: PayloadArc::default(),
             #[cfg(not(loom))]
             gc_worker: crate::gc::Worker::default(),
             #[cfg(not(loom))]

@@ -3,8 +3,9 @@
 //! A pass computes the low watermark `w` (the oldest registered snapshot, or the latest commit
 //! if none is older; see `mvcc::registry`) and then, in every chain, keeps the newest version
 //! with `commit_ts <= w` and everything newer, unlinking the rest; nothing at or above `w` can
-//! reach the unlinked versions, and crossbeam-epoch frees them once no reader is still pinned
-//! where it could have loaded them. Chains whose only remaining version is a tombstone at or
+//! reach the unlinked versions. They are freed once no reader is still pinned where it could have
+//! loaded them: crossbeam-epoch decides when, and the pass itself frees them (`Engine::limbo`), so
+//! the cost of freeing old versions lands on the GC thread rather than on readers. Chains whose only remaining version is a tombstone at or
 //! below `w` are removed from their map under the commit lock (so no commit is installing into
 //! them), in small batches so writers are delayed only briefly. Collections dropped at or below
 //! `w` leave the catalog, which frees their documents.
@@ -15,6 +16,7 @@
 use crossbeam_epoch as epoch;
 
 use crate::engine::Engine;
+use crate::mvcc::chain::Retired;
 use crate::mvcc::Timestamp;
 use crate::stats::GcReport;
 use crate::sync::{Arc, Ordering};
@@ -22,9 +24,12 @@ use crate::sync::{Arc, Ordering};
 /// Chains removed per hold of the commit lock.
 const REMOVAL_BATCH: usize = 1024;
 
-/// Roughly how many deferred frees one `flush` can run (crossbeam collects up to 8 bags of 64
-/// per call, when the epoch allows).
-const FREES_PER_FLUSH: u64 = 256;
+/// Unlinked versions handed to the epoch collector as one batch (see `mvcc::chain::Retired`).
+const RETIRE_BATCH: usize = 64 * 1024;
+
+/// Flushes of the epoch collector at the end of a pass: enough for the epoch to advance twice
+/// and for the few deferred batch hand-overs of a pass to run.
+const FLUSHES: usize = 8;
 
 impl Engine {
     /// Runs one GC pass.
@@ -35,6 +40,8 @@ impl Engine {
             watermark,
             ..GcReport::default()
         };
+        // What earlier passes retired and the collector has since let go of.
+        self.limbo.drain();
         let catalog = self.catalog.load_full();
         for (_, inc) in catalog.incarnations() {
             let store = &inc.store;
@@ -42,17 +49,22 @@ impl Engine {
             let mut freed = 0;
             let mut guard = epoch::pin();
             let mut visited = 0u32;
+            let mut retired = Retired::new();
             store.chains.for_each(|id, chain| {
-                let pruned = chain.prune(watermark, &guard);
+                let pruned = chain.prune(watermark, &guard, &mut retired);
                 freed += pruned.freed;
                 if pruned.dead {
                     dead.push(id.clone());
                 }
                 visited = visited.wrapping_add(1);
                 if visited.is_multiple_of(1024) {
+                    if retired.len() >= RETIRE_BATCH {
+                        std::mem::take(&mut retired).defer_into(&self.limbo, &guard);
+                    }
                     guard.repin();
                 }
             });
+            retired.defer_into(&self.limbo, &guard);
             for batch in dead.chunks(REMOVAL_BATCH) {
                 let lock = self.commit_lock();
                 let removed: Vec<_> = batch
@@ -88,13 +100,13 @@ impl Engine {
             .fetch_add(report.versions_reclaimed, Ordering::Relaxed);
         *last_watermark = watermark;
         drop(last_watermark);
-        // crossbeam-epoch runs deferred frees in bounded steps (a few bags of 64) on whichever
-        // thread pins next. Flushing here in proportion to what this pass unlinked makes the GC
-        // thread do most of that freeing itself, instead of spreading it over readers' reads.
-        let flushes = report.versions_reclaimed / FREES_PER_FLUSH + 4;
-        for _ in 0..flushes {
+        // The retired batches reach the limbo once the epoch has advanced past this pass's
+        // guards, which flushing drives (each flush tries to advance it and runs what is due).
+        // Whatever is not due yet waits for the next pass; a long-pinned reader can delay it.
+        for _ in 0..FLUSHES {
             epoch::pin().flush();
         }
+        self.limbo.drain();
         report
     }
 
@@ -170,5 +182,33 @@ mod worker {
                 handle.thread().unpark();
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use crate::{Database, GcPolicy};
+
+    #[test]
+    fn passes_free_the_versions_they_unlink() {
+        let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+        let c = db.collection("c").unwrap();
+        c.insert(json!({"_id": 1, "v": 0})).unwrap();
+        let old = c.get(1).unwrap().unwrap();
+        c.replace(1, json!({"v": 1})).unwrap();
+        assert_eq!(old.handles(), 2);
+        assert_eq!(db.gc().versions_reclaimed, 1);
+        // Usually the pass that unlinked it frees it; when other tests keep the epoch from
+        // advancing in time, a later pass does.
+        let mut passes = 1;
+        while old.handles() > 1 {
+            db.gc();
+            passes += 1;
+            assert!(passes < 100_000, "an unlinked version was never freed");
+        }
+        assert_eq!(old["v"], 0);
     }
 }

@@ -79,7 +79,7 @@ pub struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::mvcc::chain::VersionChain;
+    pub use crate::mvcc::chain::{Limbo, Retired, VersionChain};
     pub use crate::mvcc::registry::SnapshotRegistry;
     pub use crate::txn::oracle::Oracle;
 

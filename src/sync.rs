@@ -60,6 +60,21 @@ impl<T> Mutex<T> {
     }
 }
 
+/// std's mutex even under loom, unpoisoned like [`Mutex`], for the GC's limbo of retired
+/// versions: functions deferred through crossbeam-epoch fill it, possibly outside the loom
+/// execution that created it (see `PayloadArc`).
+#[derive(Debug, Default)]
+pub struct PayloadMutex<T>(std::sync::Mutex<T>);
+
+impl<T> PayloadMutex<T> {
+    /// Locks, recovering the guard if another thread panicked while holding it.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A condition variable for [`Mutex`]. std only: the durability layer that waits on it (group
 /// commit, background flushing) is not compiled under loom.
 #[cfg(not(loom))]

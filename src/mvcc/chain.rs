@@ -13,9 +13,10 @@
 //! timestamp, and take a strong reference to it. A reader at timestamp `t` is registered (see
 //! `registry`), so the GC watermark `w <= t`; GC keeps the newest version with `commit_ts <= w`,
 //! which is at or after the version the reader needs, so no reader ever needs a node GC has
-//! unlinked. The chain's references to unlinked nodes are released through the epoch collector
-//! (`defer_unchecked`), so a reader that loaded a pointer before the cut can still safely take
-//! its own reference: the node is alive until every guard that could have seen it is dropped.
+//! unlinked. The chain's references to unlinked nodes are released only after a grace period of
+//! the epoch collector (`Retired`), so a reader that loaded a pointer before the cut can still
+//! safely take its own reference: the node is alive until every guard that could have seen it is
+//! dropped. The release itself runs on the GC thread (`Limbo`), not in some reader's `pin`.
 #![allow(unsafe_code)] // This module is the crate's one exception; every block has a SAFETY note.
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Shared};
@@ -23,7 +24,7 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard, Shared};
 use super::version::Version;
 use super::{is_visible, Timestamp};
 use crate::document::Document;
-use crate::sync::{Ordering, PayloadArc as Arc};
+use crate::sync::{Ordering, PayloadArc as Arc, PayloadMutex};
 
 /// What `prune` did to one chain.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +70,95 @@ impl ChainRef {
     unsafe fn release(self) {
         // SAFETY: guaranteed by the caller.
         drop(unsafe { Arc::from_raw(self.0) });
+    }
+}
+
+/// Chain references to versions `prune` has unlinked, not yet safe to release: a reader pinned
+/// before the cut may still be about to take its own reference.
+///
+/// A batch reaches its release in two steps. `defer_into` hands it to the epoch collector, whose
+/// deferred function only moves it into a `Limbo`; that function runs on whichever thread pins
+/// next, often a reader, so it must be cheap. The owner of the limbo (the GC pass) then drains
+/// it, and the frees (a version and its document's allocations) run on its own thread.
+#[derive(Default)]
+pub struct Retired {
+    refs: Vec<ChainRef>,
+}
+
+impl Retired {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Versions in the batch.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// Moves the batch into `limbo` once every thread pinned now has unpinned. `guard` may be
+    /// any guard taken after the versions were unlinked: a reader that loaded one of them before
+    /// the cut is still pinned now, or has finished with it.
+    pub fn defer_into(mut self, limbo: &Arc<Limbo>, guard: &Guard) {
+        if self.refs.is_empty() {
+            return;
+        }
+        let refs = std::mem::take(&mut self.refs);
+        let limbo = Arc::clone(limbo);
+        guard.defer(move || limbo.push(Ready(refs)));
+    }
+}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        // Reached with versions only if a pass unwound before handing its batch on: release
+        // them through the collector directly, where the thread that runs them pays the frees.
+        if !self.refs.is_empty() {
+            let refs = std::mem::take(&mut self.refs);
+            epoch::pin().defer(move || drop(Ready(refs)));
+        }
+    }
+}
+
+/// Chain references whose grace period has passed: no reader can reach the versions any more.
+/// Built only inside functions deferred through the epoch collector; dropping it releases them.
+struct Ready(Vec<ChainRef>);
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        for chain_ref in self.0.drain(..) {
+            // SAFETY: a `Ready` is built only from a `Retired` batch inside a function deferred
+            // through the epoch collector, which runs after every guard that could have seen
+            // the versions is gone; each reference was retired exactly once by `prune`.
+            unsafe { chain_ref.release() };
+        }
+    }
+}
+
+/// Batches whose grace period has passed, waiting for their owner to release them.
+#[derive(Default)]
+pub struct Limbo {
+    ready: PayloadMutex<Vec<Ready>>,
+}
+
+impl std::fmt::Debug for Limbo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limbo")
+    }
+}
+
+impl Limbo {
+    fn push(&self, ready: Ready) {
+        self.ready.lock().push(ready);
+    }
+
+    /// Releases every batch that has arrived, on the calling thread; returns how many versions
+    /// that released.
+    pub fn drain(&self) -> usize {
+        let batches = std::mem::take(&mut *self.ready.lock());
+        let released = batches.iter().map(|b| b.0.len()).sum();
+        drop(batches);
+        released
     }
 }
 
@@ -124,8 +214,10 @@ impl VersionChain {
     }
 
     /// Unlinks every version that no snapshot at or above `watermark` can see: everything older
-    /// than the newest version with `commit_ts <= watermark`. GC only (one caller at a time).
-    pub fn prune(&self, watermark: Timestamp, guard: &Guard) -> Pruned {
+    /// than the newest version with `commit_ts <= watermark`. The chain's references to the
+    /// unlinked versions go to `retired`, to be released once no reader can still hold them. GC
+    /// only (one caller at a time).
+    pub fn prune(&self, watermark: Timestamp, guard: &Guard, retired: &mut Retired) -> Pruned {
         let head = self.head.load(Ordering::Acquire, guard);
         let mut cur = head;
         // SAFETY: as in `read`.
@@ -135,20 +227,20 @@ impl VersionChain {
                     freed: 0,
                     dead: cur == head && v.body.is_none(),
                 };
+                // Most chains have nothing below the watermark's version. Checking before the
+                // swap keeps a pass from writing to (and so taking from readers' caches) the
+                // cache line of every document it visits; GC is the only writer of an installed
+                // node's `next`, so the check cannot go stale before the swap.
+                if v.next.load(Ordering::Acquire, guard).is_null() {
+                    return out;
+                }
                 let mut tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
                 // SAFETY: `tail` heads the list just cut off this chain under `guard`.
                 while let Some(old) = unsafe { tail.as_ref() } {
                     let next = old.next.load(Ordering::Acquire, guard);
-                    let chain_ref = ChainRef(tail.as_raw());
-                    let release = move || {
-                        // SAFETY: the cut list is unreachable from `head` now and only this pass
-                        // (GC is serialized) walks it, so each chain reference is released once.
-                        unsafe { chain_ref.release() }
-                    };
-                    // SAFETY: deferring the release keeps the node alive for readers pinned
-                    // before the cut, who may still take their own reference; `release` owns
-                    // nothing borrowed, so running it later, on any thread, is fine.
-                    unsafe { guard.defer_unchecked(release) };
+                    // The cut list is unreachable from `head` now and only this pass (GC is
+                    // serialized) walks it, so each chain reference is retired once.
+                    retired.refs.push(ChainRef(tail.as_raw()));
                     out.freed += 1;
                     tail = next;
                 }
@@ -238,7 +330,7 @@ mod tests {
 
         // Watermark 5: the version at 4 is what a snapshot at 5 sees; only the one at 2 goes.
         assert_eq!(
-            chain.prune(Timestamp(5), &guard),
+            chain.prune(Timestamp(5), &guard, &mut Retired::new()),
             Pruned {
                 freed: 1,
                 dead: false
@@ -250,7 +342,7 @@ mod tests {
 
         // Watermark 6: the tombstone is all anyone can see, and the chain is dead.
         assert_eq!(
-            chain.prune(Timestamp(6), &guard),
+            chain.prune(Timestamp(6), &guard, &mut Retired::new()),
             Pruned {
                 freed: 1,
                 dead: true
@@ -259,6 +351,41 @@ mod tests {
         assert_eq!(chain.len(&guard), 1);
         assert!(chain.is_dead_at(Timestamp(6), &guard));
         // Below every version nothing is pruned.
-        assert_eq!(chain.prune(Timestamp(1), &guard), Pruned::default());
+        assert_eq!(
+            chain.prune(Timestamp(1), &guard, &mut Retired::new()),
+            Pruned::default()
+        );
+    }
+
+    #[test]
+    fn retired_versions_wait_in_limbo_until_their_owner_drains_it() {
+        let chain = VersionChain::new();
+        let guard = epoch::pin();
+        chain.install(Timestamp(1), Some(doc(10)), &guard);
+        let old = chain.read(Timestamp(1), &guard).unwrap();
+        chain.install(Timestamp(2), Some(doc(20)), &guard);
+        // Held by the chain and by `old`.
+        assert_eq!(old.handles(), 2);
+
+        let limbo = Arc::new(Limbo::default());
+        let mut retired = Retired::new();
+        assert_eq!(chain.prune(Timestamp(2), &guard, &mut retired).freed, 1);
+        assert_eq!(retired.len(), 1);
+        retired.defer_into(&limbo, &guard);
+        drop(guard);
+
+        // Other tests in this process pin the collector too; the grace period ends once all of
+        // them have moved on. Flushing runs the hand-over, on this thread or another.
+        let mut flushes = 0;
+        while limbo.ready.lock().is_empty() {
+            epoch::pin().flush();
+            flushes += 1;
+            assert!(flushes < 1_000_000, "the epoch never advanced");
+        }
+        // The collector ran the hand-over, but nothing was released by it.
+        assert_eq!(old.handles(), 2);
+        assert_eq!(limbo.drain(), 1);
+        assert_eq!(old.handles(), 1);
+        assert_eq!(limbo.drain(), 0);
     }
 }
