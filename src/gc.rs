@@ -25,7 +25,7 @@ use crate::sync::{Arc, Ordering};
 const REMOVAL_BATCH: usize = 1024;
 
 /// Unlinked versions handed to the epoch collector as one batch (see `mvcc::chain::Retired`).
-const RETIRE_BATCH: usize = 64 * 1024;
+const RETIRE_BATCH: usize = 1024;
 
 /// Flushes of the epoch collector at the end of a pass: enough for the epoch to advance twice
 /// and for the few deferred batch hand-overs of a pass to run.
@@ -62,6 +62,11 @@ impl Engine {
                         std::mem::take(&mut retired).defer_into(&self.limbo, &guard);
                     }
                     guard.repin();
+                    // Free what became safe while its versions may still be in this core's
+                    // cache: freeing them all at the end of a pass, after a million cold
+                    // misses, took 1.7x as long.
+                    guard.flush();
+                    self.limbo.drain();
                 }
             });
             retired.defer_into(&self.limbo, &guard);
