@@ -152,6 +152,11 @@ impl Limbo {
         self.ready.lock().push(ready);
     }
 
+    /// True if no batch waits to be released.
+    pub fn is_empty(&self) -> bool {
+        self.ready.lock().is_empty()
+    }
+
     /// Releases every batch that has arrived, on the calling thread; returns how many versions
     /// that released.
     pub fn drain(&self) -> usize {
