@@ -101,36 +101,68 @@ fn point_read(c: &mut Criterion) {
     group.finish();
 
     if common::interleave() {
-        // The headline ratio, robust to the slow drift of a shared machine: alternate windows
-        // of snapshot gets and DashMap gets, and take the median of the per-round ratios.
-        let snap = db.snapshot();
-        let window = 200_000;
-        let mut ratios = Vec::new();
-        let mut next = IdCycle::new(&ids, 0);
-        for round in 0..21 {
-            let mut ns = [0.0f64; 2];
-            for which in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
-                let started = Instant::now();
-                for _ in 0..window {
-                    let id = black_box(next.next_id());
-                    if which == 0 {
-                        black_box(snap.get(COLLECTION, id).unwrap());
-                    } else {
-                        black_box(dash.get(&id).map(|v| Arc::clone(v.value())));
-                    }
-                }
-                #[allow(clippy::cast_precision_loss, reason = "display only")]
-                let per = started.elapsed().as_nanos() as f64 / f64::from(window);
-                ns[which] = per;
-            }
-            ratios.push(ns[0] / ns[1]);
-        }
-        let (median, min, max) = common::spread(&mut ratios);
-        println!(
-            "interleaved point_read snapshot_get / dashmap get: median {median:.2}x \
-             (min {min:.2}x, max {max:.2}x) over 21 rounds of {window} reads each"
-        );
+        interleaved(&db, &dash, &ids);
     }
+}
+
+/// The headline ratio, robust to a shared machine's drift: many short rounds, each measuring a
+/// window of snapshot gets and a window of DashMap gets back to back (alternating which goes
+/// first), and the median of the per-round ratios. The host's memory bandwidth varies within
+/// tens of milliseconds, so rounds of 21 windows of 200,000 reads (the method until
+/// 2026-11-23's fourth session) ranged from 0.8x to 2.8x within one run; windows of a
+/// millisecond or two see nearly the same machine on both sides.
+fn interleaved(db: &Database, dash: &common::Dash, ids: &[i64]) {
+    const ROUNDS: usize = 1001;
+    const WINDOW: u32 = 2_000;
+    let snap = db.snapshot();
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let mut per_read = [Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS)];
+    let mut next = IdCycle::new(ids, 0);
+    for round in 0..ROUNDS {
+        let mut ns = [0.0f64; 2];
+        for which in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let started = Instant::now();
+            for _ in 0..WINDOW {
+                let id = black_box(next.next_id());
+                if which == 0 {
+                    black_box(snap.get(COLLECTION, id).unwrap());
+                } else {
+                    black_box(dash.get(&id).map(|v| Arc::clone(v.value())));
+                }
+            }
+            #[allow(clippy::cast_precision_loss, reason = "display only")]
+            let per = started.elapsed().as_nanos() as f64 / f64::from(WINDOW);
+            ns[which] = per;
+            per_read[which].push(per);
+        }
+        ratios.push(ns[0] / ns[1]);
+    }
+    // The baseline's per-read time is bimodal on a shared host (it is fast while more of its
+    // table fits the caches the neighbours leave free), snapbase's much less so. The ratio in
+    // the rounds where the baseline was fastest is the stricter figure; print it too.
+    let mut by_baseline: Vec<(f64, f64)> = per_read[1]
+        .iter()
+        .copied()
+        .zip(ratios.iter().copied())
+        .collect();
+    by_baseline.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut fastest: Vec<f64> = by_baseline[..ROUNDS / 4].iter().map(|r| r.1).collect();
+    fastest.sort_by(f64::total_cmp);
+    let fast_median = fastest[fastest.len() / 2];
+    let decile = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 10], v[v.len() / 2], v[v.len() * 9 / 10])
+    };
+    let (r10, r50, r90) = decile(&mut ratios);
+    let (s10, s50, s90) = decile(&mut per_read[0]);
+    let (d10, d50, d90) = decile(&mut per_read[1]);
+    println!(
+        "interleaved point_read snapshot_get / dashmap get: median {r50:.2}x \
+         (deciles {r10:.2}x-{r90:.2}x) over {ROUNDS} rounds of {WINDOW} reads each; \
+         per read: snapshot_get {s50:.0} ns ({s10:.0}-{s90:.0}), \
+         dashmap {d50:.0} ns ({d10:.0}-{d90:.0}); median ratio in the quarter of rounds \
+         where dashmap was fastest: {fast_median:.2}x"
+    );
 }
 
 fn main() {
