@@ -230,8 +230,10 @@ fn bench_engine<E: Engine>(c: &mut Criterion, engine: &E, n_docs: usize, ids: &[
     group.finish();
 }
 
-/// Rounds of the interleaved comparison.
-const ROUNDS: usize = 21;
+/// Rounds of the interleaved comparison. A round's halves are short (tens of milliseconds) and
+/// single rounds range from a third to twice the typical ratio, so a run takes many: with 21
+/// (until 2026-11-23's fourth session) a run's median moved by about 5 points between runs.
+const ROUNDS: usize = 101;
 /// Iterations (of `READS_PER_ITER` reads per reader) in each half of a round.
 const ROUND_ITERS: u64 = 10;
 
@@ -246,8 +248,8 @@ fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
         ids,
         cursor: AtomicUsize::new(0),
     };
-    let tally = WriterTally::default();
     for readers in [1, 2] {
+        let tally = WriterTally::default();
         let mut kept = Vec::with_capacity(ROUNDS);
         let mut rates = (0.0, 0.0);
         for round in 0..ROUNDS {
@@ -271,15 +273,22 @@ fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
             rates.1 += reads / secs[1] / 1e6 / rounds;
         }
         let (median, min, max) = common::spread(&mut kept);
+        // The writer's own rate shows whether it kept its share of the CPU: a writer that
+        // blocks on the readers' locks leaves them more of it.
+        #[allow(clippy::cast_precision_loss, reason = "display only; counts far below 2^52")]
+        let writes_per_sec = tally.writes.load(Ordering::Relaxed) as f64
+            / (tally.nanos.load(Ordering::Relaxed).max(1) as f64 / 1e9);
         println!(
             "interleaved read_under_write/{}/readers={readers}: kept median {:.1}% (min {:.1}%, \
-             max {:.1}%) over {ROUNDS} rounds; mean rate off {:.2} M reads/s, on {:.2} M reads/s",
+             max {:.1}%) over {ROUNDS} rounds; mean rate off {:.2} M reads/s, on {:.2} M reads/s; \
+             writer {:.0}k writes/s",
             E::NAME,
             median * 100.0,
             min * 100.0,
             max * 100.0,
             rates.0,
             rates.1,
+            writes_per_sec / 1e3,
         );
     }
 }
