@@ -104,6 +104,21 @@ struct WriterTally {
     nanos: AtomicU64,
 }
 
+impl WriterTally {
+    /// The writer's rate over every run it took part in.
+    fn per_sec(&self) -> f64 {
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "display only; counts far below 2^52"
+        )]
+        let (writes, nanos) = (
+            self.writes.load(Ordering::Relaxed) as f64,
+            self.nanos.load(Ordering::Relaxed).max(1) as f64,
+        );
+        writes / (nanos / 1e9)
+    }
+}
+
 /// One engine loaded with `n_docs` documents, and the random ids its readers read.
 struct Fixture<'a, E> {
     engine: &'a E,
@@ -111,6 +126,17 @@ struct Fixture<'a, E> {
     ids: &'a [i64],
     /// Where in `ids` the next run starts, so runs do not repeat the same ids.
     cursor: AtomicUsize,
+}
+
+impl<'a, E> Fixture<'a, E> {
+    fn new(engine: &'a E, n_docs: usize, ids: &'a [i64]) -> Self {
+        Self {
+            engine,
+            n_docs,
+            ids,
+            cursor: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// Runs `iters` iterations with `readers` reader threads, with or without a writer, and
@@ -187,12 +213,7 @@ fn run<E: Engine>(
 
 fn bench_engine<E: Engine>(c: &mut Criterion, engine: &E, n_docs: usize, ids: &[i64]) {
     let mut group = c.benchmark_group("read_under_write");
-    let fx = Fixture {
-        engine,
-        n_docs,
-        ids,
-        cursor: AtomicUsize::new(0),
-    };
+    let fx = Fixture::new(engine, n_docs, ids);
     for readers in [1, 2] {
         group.throughput(Throughput::Elements(
             u64::try_from(readers * READS_PER_ITER).unwrap(),
@@ -210,19 +231,14 @@ fn bench_engine<E: Engine>(c: &mut Criterion, engine: &E, n_docs: usize, ids: &[
                 b.iter_custom(|iters| run(&fx, readers, writer, iters, &tally));
             });
             let writes = tally.writes.load(Ordering::Relaxed);
-            let nanos = tally.nanos.load(Ordering::Relaxed).max(1);
             // A bench skipped by a name filter ran no writer; say nothing for it.
             if writer && writes > 0 {
-                #[allow(
-                    clippy::cast_precision_loss,
-                    reason = "display only; counts far below 2^52"
-                )]
-                let rate = writes as f64 * 1e9 / nanos as f64;
+                let rate = tally.per_sec();
                 println!(
                     "writer read_under_write/{}/readers={readers}/writer=on: {writes} writes in \
                      {}, {rate:.0} writes/s (whole writer lifetime, warm-up included)",
                     E::NAME,
-                    common::fmt_ns(nanos),
+                    common::fmt_ns(tally.nanos.load(Ordering::Relaxed)),
                 );
             }
         }
@@ -242,12 +258,7 @@ const ROUND_ITERS: u64 = 10;
 /// median of the per-round ratios is printed as
 /// `interleaved read_under_write/<engine>/readers=N: kept median .. (min .., max ..)`.
 fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
-    let fx = Fixture {
-        engine,
-        n_docs,
-        ids,
-        cursor: AtomicUsize::new(0),
-    };
+    let fx = Fixture::new(engine, n_docs, ids);
     for readers in [1, 2] {
         let tally = WriterTally::default();
         let mut kept = Vec::with_capacity(ROUNDS);
@@ -275,9 +286,7 @@ fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
         let (median, min, max) = common::spread(&mut kept);
         // The writer's own rate shows whether it kept its share of the CPU: a writer that
         // blocks on the readers' locks leaves them more of it.
-        #[allow(clippy::cast_precision_loss, reason = "display only; counts far below 2^52")]
-        let writes_per_sec = tally.writes.load(Ordering::Relaxed) as f64
-            / (tally.nanos.load(Ordering::Relaxed).max(1) as f64 / 1e9);
+        let writes_per_sec = tally.per_sec();
         println!(
             "interleaved read_under_write/{}/readers={readers}: kept median {:.1}% (min {:.1}%, \
              max {:.1}%) over {ROUNDS} rounds; mean rate off {:.2} M reads/s, on {:.2} M reads/s; \
@@ -288,6 +297,46 @@ fn interleaved<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
             max * 100.0,
             rates.0,
             rates.1,
+            writes_per_sec / 1e3,
+        );
+    }
+}
+
+/// Pairs of phases in the sustained comparison.
+const SUSTAINED_PAIRS: usize = 3;
+/// Iterations (of `READS_PER_ITER` reads per reader) in each sustained phase: about a second.
+const SUSTAINED_ITERS: u64 = 200;
+
+/// The steady state the short rounds of `interleaved` cannot show: phases of about a second,
+/// without then with the writer, so that background work a writer causes (GC passes, and the
+/// frees of what they unlink) falls inside the phase that caused it, as it would under a writer
+/// that never stops. Prints the median of the per-pair ratios, as
+/// `sustained read_under_write/<engine>/readers=N: kept median .. (min .., max ..)`.
+fn sustained<E: Engine>(engine: &E, n_docs: usize, ids: &[i64]) {
+    let fx = Fixture::new(engine, n_docs, ids);
+    for readers in [1, 2] {
+        let tally = WriterTally::default();
+        let mut kept = Vec::with_capacity(SUSTAINED_PAIRS);
+        let mut rates = Vec::with_capacity(SUSTAINED_PAIRS);
+        for _ in 0..SUSTAINED_PAIRS {
+            let off = run(&fx, readers, false, SUSTAINED_ITERS, &tally).as_secs_f64();
+            let on = run(&fx, readers, true, SUSTAINED_ITERS, &tally).as_secs_f64();
+            kept.push(off / on);
+            #[allow(clippy::cast_precision_loss, reason = "display only; small counts")]
+            let reads = (readers as u64 * SUSTAINED_ITERS * READS_PER_ITER as u64) as f64;
+            rates.push(format!("{:.2}/{:.2}", reads / off / 1e6, reads / on / 1e6));
+        }
+        let (median, min, max) = common::spread(&mut kept);
+        let writes_per_sec = tally.per_sec();
+        println!(
+            "sustained read_under_write/{}/readers={readers}: kept median {:.1}% (min {:.1}%, \
+             max {:.1}%) over {SUSTAINED_PAIRS} pairs of {SUSTAINED_ITERS}-iteration phases; \
+             M reads/s off/on per pair {}; writer {:.0}k writes/s",
+            E::NAME,
+            median * 100.0,
+            min * 100.0,
+            max * 100.0,
+            rates.join(", "),
             writes_per_sec / 1e3,
         );
     }
@@ -316,6 +365,9 @@ fn read_under_write(c: &mut Criterion) {
         interleaved(&snapbase, n, &ids);
         interleaved(&rwlock, n, &ids);
         interleaved(&dash, n, &ids);
+        sustained(&snapbase, n, &ids);
+        sustained(&rwlock, n, &ids);
+        sustained(&dash, n, &ids);
     }
 }
 

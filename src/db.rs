@@ -229,12 +229,18 @@ impl Database {
         Snapshot::new(Arc::clone(&self.engine))
     }
 
+    /// The engine behind this handle, for unit tests of its internals.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Runs one GC pass now and reports what it reclaimed. Does nothing once closed.
     pub fn gc(&self) -> GcReport {
         if self.engine.is_closed() {
             return GcReport::default();
         }
-        self.engine.gc_pass()
+        self.engine.gc_pass(crate::gc::Freeing::Pass)
     }
 
     /// Persists the current state into the data files, so the next open replays only the WAL

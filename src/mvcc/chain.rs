@@ -157,6 +157,31 @@ impl Limbo {
         self.ready.lock().is_empty()
     }
 
+    /// Releases up to `n` versions on the calling thread, unless another thread holds the limbo
+    /// (then none: a committer calls this and must not wait); returns how many it released.
+    pub fn release_some(&self, n: usize) -> usize {
+        let Some(mut ready) = self.ready.try_lock() else {
+            return 0;
+        };
+        let mut released = 0;
+        while released < n {
+            let Some(batch) = ready.last_mut() else {
+                break;
+            };
+            match batch.0.pop() {
+                Some(chain_ref) => {
+                    // SAFETY: the reference came from a `Ready` batch, which exists only after
+                    // its grace period (see `Ready`'s drop); popping it moves it out of the
+                    // batch, so it is released here and only here.
+                    unsafe { chain_ref.release() };
+                    released += 1;
+                }
+                None => drop(ready.pop()),
+            }
+        }
+        released
+    }
+
     /// Releases every batch that has arrived, on the calling thread; returns how many versions
     /// that released.
     pub fn drain(&self) -> usize {
@@ -315,6 +340,18 @@ mod tests {
             .1
     }
 
+    /// Waits until the epoch collector has moved a retired batch into `limbo`. Other tests in
+    /// this process pin the collector too; the grace period ends once all of them have moved
+    /// on. Flushing runs the hand-over, on this thread or another.
+    fn wait_for_hand_over(limbo: &Limbo) {
+        let mut flushes = 0;
+        while limbo.ready.lock().is_empty() {
+            epoch::pin().flush();
+            flushes += 1;
+            assert!(flushes < 1_000_000, "the epoch never advanced");
+        }
+    }
+
     fn value(d: Option<Document>) -> Option<i64> {
         d.map(|d| d["v"].as_i64().unwrap())
     }
@@ -379,18 +416,41 @@ mod tests {
         retired.defer_into(&limbo, &guard);
         drop(guard);
 
-        // Other tests in this process pin the collector too; the grace period ends once all of
-        // them have moved on. Flushing runs the hand-over, on this thread or another.
-        let mut flushes = 0;
-        while limbo.ready.lock().is_empty() {
-            epoch::pin().flush();
-            flushes += 1;
-            assert!(flushes < 1_000_000, "the epoch never advanced");
-        }
+        wait_for_hand_over(&limbo);
         // The collector ran the hand-over, but nothing was released by it.
         assert_eq!(old.handles(), 2);
         assert_eq!(limbo.drain(), 1);
         assert_eq!(old.handles(), 1);
         assert_eq!(limbo.drain(), 0);
+    }
+
+    #[test]
+    fn committers_release_at_most_what_they_ask_for() {
+        let chain = VersionChain::new();
+        let guard = epoch::pin();
+        let mut olds = Vec::new();
+        for v in 1..=3i64 {
+            let ts = Timestamp(v.unsigned_abs());
+            chain.install(ts, Some(doc(v)), &guard);
+            olds.push(chain.read(ts, &guard).unwrap());
+        }
+        let limbo = Arc::new(Limbo::default());
+        let mut retired = Retired::new();
+        assert_eq!(chain.prune(Timestamp(3), &guard, &mut retired).freed, 2);
+        retired.defer_into(&limbo, &guard);
+        drop(guard);
+        wait_for_hand_over(&limbo);
+        // How many of the two pruned versions the limbo still holds.
+        let held = |olds: &[Document]| olds[..2].iter().filter(|d| d.handles() == 2).count();
+        assert_eq!(held(&olds), 2);
+        assert_eq!(limbo.release_some(1), 1);
+        assert_eq!(held(&olds), 1);
+        // Asked for more than is left: releases the rest, and the emptied batch goes too.
+        assert_eq!(limbo.release_some(5), 1);
+        assert_eq!(held(&olds), 0);
+        assert!(limbo.is_empty());
+        assert_eq!(limbo.release_some(5), 0);
+        // The version still in the chain keeps the chain's reference.
+        assert_eq!(olds[2].handles(), 2);
     }
 }

@@ -103,7 +103,9 @@ impl Engine {
             }
         }
         drop(guard);
-        log.commit(self, slot)
+        log.commit(self, slot)?;
+        self.free_after_commit(writes.iter().map(|(_, docs)| docs.len()).sum());
+        Ok(())
     }
 
     /// Applies auto-commit writes to one collection atomically, checking each precondition at
@@ -163,6 +165,7 @@ impl Engine {
         }
         drop(guard);
         log.commit(self, slot)?;
+        self.free_after_commit(applied.iter().filter(|&&a| a).count());
         Ok(applied)
     }
 
