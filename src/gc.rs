@@ -46,9 +46,8 @@ pub(crate) enum Freeing {
     /// The committers that follow, after their commits (`Engine::free_after_commit`); the next
     /// background pass frees what they left. A writer then pays for its garbage on its own
     /// thread, where the allocator reuses the memory at once, instead of a GC thread taking a
-    /// core that readers could use: with one reader, one writer and two cores, the GC thread's
-    /// frees cost the reader about five points of its rate (measured, fourth session of
-    /// 2026-11-23).
+    /// core that readers could use (RESULTS.md, reads under a writer: with one reader, one
+    /// writer and two cores, the reader beside the writer became about a sixth faster).
     Committers,
 }
 
