@@ -9,7 +9,9 @@ use crate::document::DEFAULT_MAX_DOCUMENT_SIZE;
 #[non_exhaustive]
 pub enum GcPolicy {
     /// A background thread runs a GC pass every `interval` when there may be work; `gc()` can
-    /// still be called at any time.
+    /// still be called at any time. The versions a background pass unlinks are freed by the
+    /// commits that follow it, a few per document written, so a writer pays for its own garbage
+    /// and readers keep their CPU; once writes stop, the next pass frees the rest.
     Background {
         /// Time between passes.
         interval: Duration,
