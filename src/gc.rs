@@ -39,6 +39,10 @@ const FREES_PER_WRITE: usize = 2;
 
 /// Who frees the versions a pass unlinks, once the epoch collector lets them go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    loom,
+    allow(dead_code, reason = "the background thread is not built under loom")
+)]
 pub(crate) enum Freeing {
     /// The pass, before it returns (`Database::gc`: the memory is back when it returns). It frees
     /// every 1,024 chains, while the versions may still be in its core's cache.
