@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::collection::Collection;
 use crate::document::validate_collection_name;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+#[cfg(not(loom))]
+use crate::error::Error;
+use crate::error::Result;
 use crate::options::{AutoCompaction, CompactionProgress, Durability, GcPolicy, Options};
 #[cfg(not(loom))]
 use crate::persist::{backup::BackupStats, compact::CompactionStats, verify::VerifyReport};
@@ -288,6 +290,10 @@ impl Database {
                 documents += inc.store.live_docs.load(Ordering::Relaxed);
             }
         }
+        #[cfg_attr(
+            loom,
+            allow(unused_mut, reason = "only the durability layer adds to it")
+        )]
         let mut stats = Stats {
             collections,
             documents,

@@ -19,6 +19,7 @@ use crossbeam_epoch as epoch;
 
 use crate::engine::Engine;
 use crate::mvcc::chain::Retired;
+#[cfg(not(loom))]
 use crate::mvcc::Timestamp;
 use crate::stats::GcReport;
 use crate::sync::{Arc, Ordering};

@@ -115,6 +115,7 @@ pub(crate) struct Options {
     pub(crate) compaction: AutoCompaction,
     pub(crate) on_progress: Option<ProgressFn>,
     /// WAL segments are sealed past this size.
+    #[cfg_attr(loom, allow(dead_code, reason = "the WAL is not built under loom"))]
     pub(crate) wal_segment_bytes: u64,
 }
 

@@ -56,6 +56,7 @@ impl Default for VersionChain {
 }
 
 /// A raw chain reference moved into a deferred release; raw pointers are not `Send`.
+#[derive(Debug)]
 struct ChainRef(*const Version);
 
 // SAFETY: the pointer is a strong reference to a `Version`, which is `Send + Sync` (its fields
@@ -78,9 +79,10 @@ impl ChainRef {
 ///
 /// A batch reaches its release in two steps. `defer_into` hands it to the epoch collector, whose
 /// deferred function only moves it into a `Limbo`; that function runs on whichever thread pins
-/// next, often a reader, so it must be cheap. The owner of the limbo (the GC pass) then drains
-/// it, and the frees (a version and its document's allocations) run on its own thread.
-#[derive(Default)]
+/// next, often a reader, so it must be cheap. Committers after their commits, or a GC pass, then
+/// take versions out of the limbo and release them, so the frees (a version and its document's
+/// allocations) run on their threads.
+#[derive(Debug, Default)]
 pub struct Retired {
     refs: Vec<ChainRef>,
 }
