@@ -234,6 +234,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use serde_json::json;
 
+    use std::thread;
+    use std::time::{Duration, Instant};
+
     use super::Freeing;
     use crate::{Database, GcPolicy};
 
@@ -281,5 +284,34 @@ mod tests {
         assert_eq!(old.handles(), 1);
         assert!(engine.limbo.is_empty());
         assert_eq!(old["v"], 0);
+    }
+
+    #[test]
+    fn after_writes_stop_the_background_thread_frees_what_committers_left() {
+        let db = Database::builder()
+            .gc(GcPolicy::Background {
+                interval: Duration::from_millis(2),
+            })
+            .in_memory();
+        let c = db.collection("c").unwrap();
+        c.insert(json!({"_id": 1, "v": 0})).unwrap();
+        let first = c.get(1).unwrap().unwrap();
+        for v in 1..=2_000 {
+            c.replace(1, json!({"v": v})).unwrap();
+        }
+        // No more commits: whatever the committers did not free, passes must.
+        let started = Instant::now();
+        while first.handles() > 1
+            || !db.engine().limbo.is_empty()
+            || db.stats().reclaimable_versions > 0
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "old versions were never freed once writes stopped"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(first["v"], 0);
+        assert_eq!(c.get(1).unwrap().unwrap()["v"], 2_000);
     }
 }
