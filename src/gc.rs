@@ -7,10 +7,10 @@
 //! loaded them: crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never
 //! free them. An explicit `Database::gc` frees them itself before it returns; after a background
 //! pass, committers free them, a few per version they write (`Freeing`), and the next background
-//! pass frees what is left. Chains
-//! whose only remaining version is a tombstone at or below `w` are removed from their map under the commit lock (so no commit is installing into
-//! them), in small batches so writers are delayed only briefly. Collections dropped at or below
-//! `w` leave the catalog, which frees their documents.
+//! pass frees what is left. Chains whose only remaining version is a tombstone at or below `w`
+//! are removed from their map under the commit lock (so no commit is installing into them), in
+//! small batches so writers are delayed only briefly. Collections dropped at or below `w` leave
+//! the catalog, which frees their documents.
 //!
 //! Pruning chains needs no commit lock: committers only prepend at the head and GC only cuts
 //! tails. Passes are serialized by `Engine::gc_state`. GC never touches files.
