@@ -123,7 +123,8 @@ impl Drop for Retired {
 }
 
 /// Chain references whose grace period has passed: no reader can reach the versions any more.
-/// Built only inside functions deferred through the epoch collector; dropping it releases them.
+/// Built only inside functions deferred through the epoch collector, or from references moved
+/// out of another `Ready`; dropping it releases them.
 struct Ready(Vec<ChainRef>);
 
 impl Drop for Ready {
@@ -131,7 +132,8 @@ impl Drop for Ready {
         for chain_ref in self.0.drain(..) {
             // SAFETY: a `Ready` is built only from a `Retired` batch inside a function deferred
             // through the epoch collector, which runs after every guard that could have seen
-            // the versions is gone; each reference was retired exactly once by `prune`.
+            // the versions is gone, or from references moved out of such a `Ready`; each
+            // reference was retired exactly once by `prune`, and moving it leaves no copy.
             unsafe { chain_ref.release() };
         }
     }
@@ -161,27 +163,29 @@ impl Limbo {
 
     /// Releases up to `n` versions on the calling thread, unless another thread holds the limbo
     /// (then none: a committer calls this and must not wait); returns how many it released.
+    ///
+    /// The versions are taken out under the lock and freed after it, like `drain` does: the
+    /// epoch collector's hand-over also takes the lock, and it may run in a reader's `pin`.
     pub fn release_some(&self, n: usize) -> usize {
-        let Some(mut ready) = self.ready.try_lock() else {
-            return 0;
-        };
-        let mut released = 0;
-        while released < n {
-            let Some(batch) = ready.last_mut() else {
-                break;
+        let taken = {
+            let Some(mut ready) = self.ready.try_lock() else {
+                return 0;
             };
-            match batch.0.pop() {
-                Some(chain_ref) => {
-                    // SAFETY: the reference came from a `Ready` batch, which exists only after
-                    // its grace period (see `Ready`'s drop); popping it moves it out of the
-                    // batch, so it is released here and only here.
-                    unsafe { chain_ref.release() };
-                    released += 1;
+            let mut taken = Vec::new();
+            while let Some(batch) = ready.last_mut() {
+                let want = n - taken.len();
+                let keep = batch.0.len().saturating_sub(want);
+                taken.extend(batch.0.drain(keep..));
+                if batch.0.is_empty() {
+                    ready.pop();
                 }
-                None => drop(ready.pop()),
+                if taken.len() == n {
+                    break;
+                }
             }
-        }
-        released
+            Ready(taken)
+        };
+        taken.0.len()
     }
 
     /// Releases every batch that has arrived, on the calling thread; returns how many versions
