@@ -12,6 +12,7 @@ use crate::engine::Engine;
 #[cfg(not(loom))]
 use crate::error::Error;
 use crate::error::Result;
+use crate::gc::Freeing;
 use crate::options::{AutoCompaction, CompactionProgress, Durability, GcPolicy, Options};
 #[cfg(not(loom))]
 use crate::persist::{backup::BackupStats, compact::CompactionStats, verify::VerifyReport};
@@ -242,7 +243,7 @@ impl Database {
         if self.engine.is_closed() {
             return GcReport::default();
         }
-        self.engine.gc_pass(crate::gc::Freeing::Pass)
+        self.engine.gc_pass(Freeing::Pass)
     }
 
     /// Persists the current state into the data files, so the next open replays only the WAL

@@ -38,7 +38,8 @@ pub(crate) struct Engine {
     pub(crate) reclaimed: CachePadded<AtomicU64>,
     /// Serializes GC passes; holds the watermark of the last pass.
     pub(crate) gc_state: CachePadded<Mutex<Timestamp>>,
-    /// Versions GC has unlinked whose grace period has passed, until a pass frees them.
+    /// Versions GC has unlinked whose grace period has passed, until a committer or a pass frees
+    /// them (see `gc::Freeing`).
     pub(crate) limbo: PayloadArc<Limbo>,
     #[cfg(not(loom))]
     pub(crate) gc_worker: crate::gc::Worker,
