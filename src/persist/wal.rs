@@ -40,6 +40,8 @@ struct Queue {
     batch_commits: u64,
     /// Commits the last committer-led flush carried.
     last_group: u64,
+    /// Commits that were already queued when the last flush ended: they waited through it.
+    waited_through: u64,
     /// Timestamp of the last commit on stable storage (`Immediate`, `Periodic`) or written to
     /// the OS (`None`).
     done: Timestamp,
@@ -82,6 +84,10 @@ pub(crate) struct Wal {
     /// Written with the queue locked, read by the leader (Relaxed: a hint; the leader takes
     /// the batch itself under the lock).
     queued: AtomicU64,
+    /// Batches taken by leaders so far. Incremented by `take_batch` with the queue locked; read
+    /// by gatherers without the lock (Relaxed: a hint), who stop gathering once another leader
+    /// has taken the batch they were gathering for.
+    taken: AtomicU64,
 }
 
 /// The longest a committer yields for a running flush before it parks.
@@ -114,6 +120,7 @@ impl Wal {
             flushes: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
         }
     }
 
@@ -152,8 +159,6 @@ impl Wal {
     /// Fails if the flush carrying it failed, or the WAL was already poisoned.
     pub(crate) fn wait_durable(&self, ts: Timestamp, oracle: &Oracle) -> Result<()> {
         let mut q = self.queue.lock();
-        // Whether this committer has waited for a flush, or arrived when none was running.
-        let mut waited = false;
         // Whether it has waited for the rest of its group, before leading.
         let mut gathered = false;
         loop {
@@ -166,7 +171,6 @@ impl Wal {
                 });
             }
             if q.flushing {
-                waited = true;
                 let seen = self.flushes.load(Ordering::Relaxed);
                 drop(q);
                 let ended = self.yield_for_flush(seen);
@@ -187,10 +191,11 @@ impl Wal {
             let sync = self.durability != Durability::None;
             if sync && !gathered && q.last_group >= 2 {
                 gathered = true;
-                let want = q.last_group + q.batch_commits - u64::from(!waited);
+                let want = q.last_group + q.waited_through;
                 if q.batch_commits < want {
+                    let taken = self.taken.load(Ordering::Relaxed);
                     drop(q);
-                    self.gather(want);
+                    self.gather(want, taken);
                     // Anything may have happened meanwhile (another leader, a poison): look again.
                     q = self.queue.lock();
                     continue;
@@ -233,24 +238,29 @@ impl Wal {
         }
     }
 
-    /// A leader-to-be's wait for the rest of its group: until `want` commits are queued (those
-    /// the last flush carried, back again, with those that waited through it), for at most a
-    /// quarter of a flush's usual time (`GATHER_FRACTION`).
+    /// A leader-to-be's wait for the rest of its group: until `want` commits are queued, for
+    /// at most a quarter of a flush's usual time (`GATHER_FRACTION`), or until another leader
+    /// takes the batch (`taken` no longer reads `taken_then`, read with the queue locked).
     ///
     /// Without it, N busy committers settle into groups of N/2: a flush ends, the committers
     /// that waited through it lead the next one at once, and those it just released arrive a
-    /// moment too late and wait a whole flush for the one after. A leader that arrived fresh
-    /// (without waiting) is one of those released, so it counts itself once. Only a leader
-    /// whose last group held two or more commits waits: a lone committer never does.
+    /// moment too late and wait a whole flush for the one after. `want` is the commits the last
+    /// flush carried plus those that waited through it: a committer has one commit in flight
+    /// at a time, so that many are queued once everyone the flush released is back. Only a
+    /// leader whose last group held two or more commits waits: a lone committer never does.
     /// PostgreSQL's `commit_delay` is the same idea, as a fixed sleep.
     ///
     /// No flush is marked as running meanwhile, so others may gather too, or lead, or
-    /// checkpoint; the caller looks at the queue again afterwards.
-    fn gather(&self, want: u64) {
+    /// checkpoint; the caller looks at the queue again afterwards. Every gatherer stops when
+    /// one of them takes the batch, rather than yield out its time beside the flush.
+    fn gather(&self, want: u64, taken_then: u64) {
         let budget =
             Duration::from_nanos(self.flush_nanos.load(Ordering::Relaxed) / GATHER_FRACTION);
         let started = Instant::now();
-        while self.queued.load(Ordering::Relaxed) < want && started.elapsed() < budget {
+        while self.queued.load(Ordering::Relaxed) < want
+            && self.taken.load(Ordering::Relaxed) == taken_then
+            && started.elapsed() < budget
+        {
             thread::yield_now();
         }
     }
@@ -348,6 +358,7 @@ impl Wal {
 
     /// Marks the running flush as ended and wakes whoever waits for that.
     fn end_flush(&self, q: &mut Queue) {
+        q.waited_through = q.batch_commits;
         q.flushing = false;
         self.flushes.fetch_add(1, Ordering::Release);
         wake_waiters(q);
@@ -376,6 +387,7 @@ impl Wal {
     /// Takes the queued batch and marks a flush as running.
     fn take_batch(&self, q: &mut Queue) -> (Vec<u8>, Timestamp) {
         q.flushing = true;
+        self.taken.fetch_add(1, Ordering::Relaxed);
         q.batch_commits = 0;
         self.queued.store(0, Ordering::Relaxed);
         (std::mem::take(&mut q.batch), q.batch_last)
