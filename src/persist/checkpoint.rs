@@ -21,12 +21,13 @@ use std::io::BufReader;
 use crate::error::{Error, Result};
 use crate::id::DocId;
 use crate::persist::run::{self, CollectionState, Entry, RunWriter};
-use crate::persist::wal::{log_error, split_batch};
+use crate::persist::wal::log_error;
 use crate::persist::Persist;
 use crate::storage::frame::{FrameReader, MAX_FRAME_LEN};
 use crate::storage::vfs::{OpenMode, VfsReader};
 use crate::sync::Ordering;
 use crate::txn::oracle::Oracle;
+use crate::wal::batch::split_batch;
 use crate::wal::record::{self, RecordId, RecordOp};
 
 /// Read buffer for the sealed WAL segments.

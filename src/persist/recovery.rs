@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::Timestamp;
 use crate::persist::run::{self, Merge, Merged, RunReader};
 use crate::persist::space::Space;
-use crate::persist::wal::{log_error, split_batch, Wal};
+use crate::persist::wal::{log_error, Wal};
 use crate::persist::{manifest_error, wal_segment_id, Counters, Files, Persist, WAL_PREFIX};
 use crate::storage::lock::{DirLock, LockError};
 use crate::storage::manifest::{Manifest, FORMAT_VERSION};
@@ -29,6 +29,7 @@ use crate::storage::segment_log::{segment_name, SegmentLog, FIRST_SEGMENT};
 use crate::storage::vfs::Vfs;
 use crate::sync::{Arc, Mutex, Ordering};
 use crate::txn::commit::install;
+use crate::wal::batch::split_batch;
 use crate::wal::record::{self, RecordError, RecordOp};
 
 /// Opens (creating if needed) the database in `dir` and loads it into `engine`, which must be

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::persist::run;
-use crate::persist::wal::split_batch;
 use crate::persist::{manifest_error, wal_segment_id, WAL_PREFIX};
 use crate::storage::frame::{self, ScanEnd, MAX_FRAME_LEN};
 use crate::storage::lock::{DirLock, LockError};
 use crate::storage::manifest::Manifest;
 use crate::storage::segment_log::{segment_name, FIRST_SEGMENT};
 use crate::storage::vfs::{to_u64, OpenMode, Vfs};
+use crate::wal::batch::split_batch;
 use crate::wal::record;
 
 /// What `Database::verify` found.

@@ -12,7 +12,7 @@
 //!
 //! One frame per sync is what makes every crash recoverable: `segment_log` may lose or tear
 //! only the frame appended since the last successful sync, which it truncates as a torn tail.
-//! A frame holds whole commit records (`[u32 LE length][record]` repeated), so a commit is
+//! A frame holds whole commit records (`wal::batch`), so a commit is
 //! recovered whole or not at all.
 //!
 //! Any I/O error poisons the WAL: the batch's commits fail, nothing after them is published,
@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::mvcc::Timestamp;
 use crate::options::Durability;
-use crate::storage::frame::MAX_FRAME_LEN;
 use crate::storage::segment_log::{frame_len, LogError, SegmentLog};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use crate::txn::oracle::Oracle;
+use crate::wal::batch::{frame_chunks, push_record};
 
 /// Commits waiting to be written, and the writer's progress.
 #[derive(Debug, Default)]
@@ -145,9 +145,7 @@ impl Wal {
     /// timestamp order.
     pub(crate) fn enqueue(&self, ts: Timestamp, record: &[u8]) {
         let mut q = self.queue.lock();
-        let len = u32::try_from(record.len()).unwrap_or(u32::MAX);
-        q.batch.extend_from_slice(&len.to_le_bytes());
-        q.batch.extend_from_slice(record);
+        push_record(&mut q.batch, record);
         q.batch_last = ts;
         q.batch_commits += 1;
         self.queued.store(q.batch_commits, Ordering::Relaxed);
@@ -424,55 +422,6 @@ pub(crate) fn log_error(e: LogError) -> Error {
             cause: "an earlier write to the log failed".to_owned(),
         },
     }
-}
-
-/// Splits a WAL frame's payload into its commit records.
-pub(crate) fn split_batch(payload: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
-    let mut records = Vec::new();
-    let mut rest = payload;
-    while !rest.is_empty() {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err("a commit record's length is cut short");
-        };
-        let len = u32::from_le_bytes(*len) as usize;
-        if len > tail.len() {
-            return Err("a commit record is longer than its frame");
-        }
-        let (record, tail) = tail.split_at(len);
-        records.push(record);
-        rest = tail;
-    }
-    Ok(records)
-}
-
-/// The largest encoded commit record a WAL frame can carry (with its length prefix).
-pub(crate) const MAX_RECORD_LEN: usize = MAX_FRAME_LEN as usize - 4;
-
-/// Splits a batch into runs of whole records, each at most a frame's payload.
-fn frame_chunks(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let max = MAX_FRAME_LEN as usize;
-    let mut rest = batch;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut end = 0;
-        while end < rest.len() {
-            let Some(len) = rest.get(end..end + 4) else {
-                break;
-            };
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            let next = end + 4 + len;
-            // `enqueue` keeps every record under the maximum, so a chunk always takes one.
-            if next > max && end > 0 {
-                break;
-            }
-            end = next.min(rest.len());
-        }
-        let (chunk, tail) = rest.split_at(end);
-        rest = tail;
-        Some(chunk)
-    })
 }
 
 /// Wakes the parked committers whose commits are now durable (all of them once poisoned), and,

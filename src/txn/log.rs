@@ -87,10 +87,10 @@ impl CommitLog {
                 ts: slot.ts().0,
                 ops,
             });
-            if bytes.len() > crate::persist::wal::MAX_RECORD_LEN {
+            if bytes.len() > crate::wal::batch::MAX_RECORD_LEN {
                 return Err(crate::error::Error::CommitTooLarge {
                     size: bytes.len(),
-                    max: crate::persist::wal::MAX_RECORD_LEN,
+                    max: crate::wal::batch::MAX_RECORD_LEN,
                 });
             }
             Ok(SealedLog { bytes: Some(bytes) })

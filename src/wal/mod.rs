@@ -2,4 +2,5 @@
 //! segment (`storage::segment_log`); recovery replays the records written since the last
 //! checkpoint. Knows commits as bytes and timestamps; nothing about isolation.
 
+pub(crate) mod batch;
 pub(crate) mod record;

@@ -20,13 +20,13 @@ use crate::error::{Error, Result};
 use crate::options::{AutoCompaction, Durability, GcPolicy};
 use crate::persist::run;
 use crate::persist::verify::{verify, VerifyReport};
-use crate::persist::wal::split_batch;
 use crate::storage::frame::{self, ScanEnd, MAX_FRAME_LEN};
 use crate::storage::manifest::{Manifest, FILE_NAME as MANIFEST, FORMAT_VERSION, TEMP_NAME};
 use crate::storage::segment_log::segment_name;
 use crate::storage::sim_fs::{CrashMode, SimFs};
 use crate::storage::vfs::{OpenMode, Vfs};
 use crate::sync::Arc;
+use crate::wal::batch::split_batch;
 use crate::wal::record::{self, CommitRecord, RecordId, RecordOp, RECORD_FORMAT};
 
 // ---------------------------------------------------------------------------------------------
