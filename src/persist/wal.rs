@@ -12,8 +12,8 @@
 //!
 //! One frame per sync is what makes every crash recoverable: `segment_log` may lose or tear
 //! only the frame appended since the last successful sync, which it truncates as a torn tail.
-//! A frame holds whole commit records (`wal::batch`), so a commit is
-//! recovered whole or not at all.
+//! A frame holds whole commit records (`wal::batch`), so a commit is recovered whole or not at
+//! all.
 //!
 //! Any I/O error poisons the WAL: the batch's commits fail, nothing after them is published,
 //! and every later commit fails with `Error::Poisoned`. The sync is never retried.
