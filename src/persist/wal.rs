@@ -93,9 +93,10 @@ pub(crate) struct Wal {
 /// The longest a committer yields for a running flush before it parks.
 const MAX_YIELD: Duration = Duration::from_millis(1);
 /// A gathering leader waits at most this fraction of a flush's usual time. On the 2-vCPU test
-/// VM (`cargo bench --bench durability -- --only 2`), 16 committers reached 8.75x one committer
-/// with a half and 9.29x with a quarter; an earlier form of the gather gave 9.0x with a quarter
-/// and 9.2x with an eighth. Each is one run of 11 rounds, and the ranges overlap.
+/// VM (`cargo bench --bench durability -- --only 2`), before the WAL was preallocated and
+/// before the gather's target was corrected, 16 committers reached 8.75x one committer with a
+/// half and 9.29x with a quarter; an earlier form of the gather gave 9.0x with a quarter and
+/// 9.2x with an eighth. Each is one run of 11 rounds, and the ranges overlap.
 const GATHER_FRACTION: u64 = 4;
 
 impl Wal {
