@@ -3,8 +3,9 @@
 //!
 //! Sections (`--only 1,3` runs a subset):
 //! 1. **Physical floor vs durable commit.** The floor is a positional write of one record into
-//!    a file extended beforehand (so the file's size does not change), then `File::sync_data`:
-//!    the cheapest durable small write this file system offers. It runs against
+//!    a file zero-filled and synced beforehand (so neither the file's size nor its block
+//!    allocation changes), then `File::sync_data`: the cheapest durable small write this file
+//!    system offers. It runs against
 //!    `collection.insert` of a ~150-byte document on a database in `Durability::Immediate`
 //!    mode. The floor's record is as long as the WAL frame of one such commit (measured first
 //!    from `stats().wal_bytes`). Rounds alternate which side goes first; the headline is the
@@ -476,7 +477,9 @@ fn section_floor(cfg: &Config, root: &Path, out: &mut Summary) {
         .open(root.join("floor.log"))
         .unwrap();
     let ops = u64::try_from(cfg.floor_rounds * cfg.floor_ops + 20).unwrap();
-    floor_file.set_len(ops * record.len() as u64).unwrap();
+    floor_file
+        .write_all_at(&vec![0; usize::try_from(ops).unwrap() * record.len()], 0)
+        .unwrap();
     floor_file.sync_all().unwrap();
     let mut floor_offset = 0u64;
     let mut append_file = OpenOptions::new()
@@ -672,13 +675,14 @@ struct RawQueue {
 /// The textbook group-commit protocol (enqueue under a lock; whoever finds no flush running
 /// takes the whole queue, writes it with one write, `sync_data`s, marks it done and
 /// `notify_all`s; the others block on the condition variable) on a bare file, with no database
-/// around it. It writes into space extended ahead in 1 MiB steps, as the WAL does, so the two
-/// sides pay the same sync.
+/// around it. It keeps 1 MiB chunks of zeros written ahead of its writes, as the WAL does, so
+/// the two sides pay the same sync.
 #[derive(Debug)]
 struct RawGroupCommit {
     queue: Mutex<RawQueue>,
     cond: Condvar,
-    /// The file, where the next write goes, and how far the file is extended.
+    /// The file, where the next write goes, and how far it is zero-filled (1 MiB chunks kept
+    /// ahead, as the WAL does).
     file: Mutex<(File, u64, u64)>,
 }
 
@@ -719,12 +723,15 @@ impl RawGroupCommit {
                 let mut guard = self.file.lock().unwrap();
                 let (file, at, allocated) = &mut *guard;
                 let end = *at + batch.len() as u64;
-                if end > *allocated {
-                    *allocated = end.div_ceil(1 << 20) << 20;
-                    file.set_len(*allocated).unwrap();
-                }
                 file.write_all_at(&batch, *at).unwrap();
                 *at = end;
+                *allocated = (*allocated).max(end);
+                if *allocated - end < 1 << 20 {
+                    let target = (end.div_ceil(1 << 20) + 1) << 20;
+                    let zeros = vec![0; usize::try_from(target - *allocated).unwrap()];
+                    file.write_all_at(&zeros, *allocated).unwrap();
+                    *allocated = target;
+                }
                 file.sync_data().unwrap();
             }
             q = self.queue.lock().unwrap();

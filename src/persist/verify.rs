@@ -196,7 +196,7 @@ fn verify_wal_segment(
     }
     match scan.end {
         ScanEnd::Clean => {}
-        // The newest segment's preallocated space, not yet written (see `segment_log`).
+        // The newest segment's zero-filled space ahead of its appends (see `segment_log`).
         ScanEnd::TornTail { valid_up_to }
             if newest && buf[valid_up_to..].iter().all(|&b| b == 0) => {}
         ScanEnd::TornTail { valid_up_to } if newest => report.notes.push(format!(

@@ -6,7 +6,7 @@
 //! frame, syncs once, and (in `Immediate` mode) publishes the last timestamp of the batch, which
 //! makes every commit of the batch visible at once. Committers that arrive while a leader is
 //! syncing wait, and the next leader takes them all in one frame, after a short wait for the
-//! rest of its group (`Wal::gather`). With 16 busy committers a sync carried about 12 of
+//! rest of its group (`Wal::gather`). With 16 busy committers a sync carried 15 or 16 of
 //! them on the test VM. Waiting committers yield the CPU rather than park for as long as a flush
 //! usually takes (`Wal::yield_for_flush`), so the end of a flush costs no wake-up per commit.
 //!
@@ -92,12 +92,6 @@ pub(crate) struct Wal {
 
 /// The longest a committer yields for a running flush before it parks.
 const MAX_YIELD: Duration = Duration::from_millis(1);
-/// A gathering leader waits at most this fraction of a flush's usual time. On the 2-vCPU test
-/// VM (`cargo bench --bench durability -- --only 2`), before the WAL was preallocated and
-/// before the gather's target was corrected, 16 committers reached 8.75x one committer with a
-/// half and 9.29x with a quarter; an earlier form of the gather gave 9.0x with a quarter and
-/// 9.2x with an eighth. Each is one run of 11 rounds, and the ranges overlap.
-const GATHER_FRACTION: u64 = 4;
 
 impl Wal {
     /// Wraps an opened (and replayed) log whose last record carries timestamp `last`.
@@ -238,8 +232,8 @@ impl Wal {
     }
 
     /// A leader-to-be's wait for the rest of its group: until `want` commits are queued, for
-    /// at most a quarter of a flush's usual time (`GATHER_FRACTION`), or until another leader
-    /// takes the batch (`taken` no longer reads `taken_then`, read with the queue locked).
+    /// at most a flush's usual time, or until another leader takes the batch (`taken` no longer
+    /// reads `taken_then`, read with the queue locked).
     ///
     /// Without it, N busy committers settle into groups of N/2: a flush ends, the committers
     /// that waited through it lead the next one at once, and those it just released arrive a
@@ -249,12 +243,19 @@ impl Wal {
     /// leader whose last group held two or more commits waits: a lone committer never does.
     /// PostgreSQL's `commit_delay` is the same idea, as a fixed sleep.
     ///
+    /// Why a whole flush: waiting longer than a flush takes would cost more than the flush it
+    /// tries to save. On the 2-vCPU test VM, with the WAL zero-filled ahead, scratch builds that
+    /// differed only in this bound gave 16 committers a median of 8.4x one committer with a
+    /// quarter of a flush and 9.1x with a whole one (16 runs each of `cargo bench --bench
+    /// durability -- --only 2` at various `--levels`), with groups of 15-16 commits instead of
+    /// 11-12. With 64 committers, who cannot all come back within a flush, the quarter did
+    /// better: 16.8-19.4x against 15.0-17.0x (6 runs each).
+    ///
     /// No flush is marked as running meanwhile, so others may gather too, or lead, or
     /// checkpoint; the caller looks at the queue again afterwards. Every gatherer stops when
     /// one of them takes the batch, rather than yield out its time beside the flush.
     fn gather(&self, want: u64, taken_then: u64) {
-        let budget =
-            Duration::from_nanos(self.flush_nanos.load(Ordering::Relaxed) / GATHER_FRACTION);
+        let budget = Duration::from_nanos(self.flush_nanos.load(Ordering::Relaxed));
         let started = Instant::now();
         while self.queued.load(Ordering::Relaxed) < want
             && self.taken.load(Ordering::Relaxed) == taken_then

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::storage::sim_fs::{CrashMode, Fault, FaultEffect, OpKind, SimFs};
+use crate::storage::sim_fs::{CrashMode, Fault, FaultEffect, OpKind, Persistence, SimFs};
 
 const MODES: [CrashMode; 3] = [
     CrashMode::DropUnsynced,
@@ -422,45 +422,85 @@ fn foreign_files_are_ignored() {
 }
 
 #[test]
-fn the_newest_segment_is_preallocated_and_trimmed_when_sealed() {
+fn records_land_in_zeros_written_ahead_and_sealing_trims_them() {
     let fs = fresh();
     let vfs: Arc<dyn Vfs> = Arc::clone(&fs) as Arc<dyn Vfs>;
     let (mut log, _) = SegmentLog::open(Arc::clone(&vfs), dir(), "wal", 4 * PREALLOCATE).unwrap();
-    let positions = write_synced(&mut log, 3);
-    let path = log.segment_path(positions[2].segment);
-    let end = positions[2].offset + frame_len(record(2).len());
-    assert_eq!(to_u64(read(&fs, &path).len()), PREALLOCATE);
+    // Appends write zeros ahead and never extend the file with `set_len`: with this fault
+    // armed for good, any `set_len` would fail the append.
+    fs.inject(Fault {
+        persistence: Persistence::Always,
+        ..Fault::new(OpKind::SetLen, 0)
+    });
+    let first = log.append(&record(0)).unwrap();
+    log.sync().unwrap();
+    let path = log.segment_path(first.segment);
+    let mut end = first.offset + frame_len(record(0).len());
+    assert_eq!(
+        to_u64(read(&fs, &path).len()),
+        2 * PREALLOCATE,
+        "the first append zero-fills up to a whole chunk past its own"
+    );
+    for i in 1..40 {
+        let before = read(&fs, &path);
+        let len = frame_len(record(i).len());
+        assert!(
+            to_u64(before.len()) >= end + len,
+            "record {i} goes into zeros written ahead, not past the end of the file"
+        );
+        assert!(before[usize::try_from(end).unwrap()..]
+            .iter()
+            .all(|&b| b == 0));
+        assert_eq!(log.append(&record(i)).unwrap().offset, end);
+        log.sync().unwrap();
+        end += len;
+        let after = to_u64(read(&fs, &path).len());
+        assert!(
+            after - end >= PREALLOCATE,
+            "at least a chunk of zeros stays ahead"
+        );
+        assert!(after - end < 2 * PREALLOCATE, "and less than two");
+    }
     assert_eq!(
         log.disk_bytes(),
         end,
-        "statistics count records, not preallocated space"
+        "statistics count records, not the zeros ahead of them"
     );
+    fs.clear_faults();
     drop(log);
-    // A crash keeps the synced records; the zeros after them are not a torn tail.
+    // A crash keeps the synced records and zeros; the zeros are not a torn tail.
+    let synced_len = read(&fs, &path).len();
     let fs = Arc::new(fs.crash(0, CrashMode::DropUnsynced));
     let vfs: Arc<dyn Vfs> = Arc::clone(&fs) as Arc<dyn Vfs>;
     let (mut log, replay) =
         SegmentLog::open(Arc::clone(&vfs), dir(), "wal", 4 * PREALLOCATE).unwrap();
-    assert_eq!(payloads(&replay), (0..3).map(record).collect::<Vec<_>>());
+    assert_eq!(payloads(&replay), (0..40).map(record).collect::<Vec<_>>());
     assert_eq!(replay.truncated, None);
-    assert_eq!(
-        to_u64(read(&fs, &path).len()),
-        PREALLOCATE,
-        "open kept the space"
-    );
-    // The next record goes right after the last one, over the zeros, and then past the first
-    // chunk, which extends the file by another.
-    assert_eq!(log.append(b"next").unwrap().offset, end);
+    assert_eq!(read(&fs, &path).len(), synced_len, "open kept the zeros");
+    // A record longer than the margin is written whole; the zeros stop at the segment's
+    // maximum size.
     let big = vec![9; usize::try_from(PREALLOCATE).unwrap()];
+    assert!(end + frame_len(big.len()) < 2 * PREALLOCATE);
     log.append(&big).unwrap();
     log.sync().unwrap();
-    let logical = end + frame_len(4) + frame_len(big.len());
-    assert_eq!(to_u64(read(&fs, &path).len()), 2 * PREALLOCATE);
+    assert_eq!(to_u64(read(&fs, &path).len()), 3 * PREALLOCATE);
+    log.append(&big).unwrap();
+    log.sync().unwrap();
+    assert_eq!(to_u64(read(&fs, &path).len()), 4 * PREALLOCATE);
+    log.append(&big).unwrap();
+    log.sync().unwrap();
+    let logical = end + 3 * frame_len(big.len());
+    assert!(logical <= 4 * PREALLOCATE && logical + PREALLOCATE > 4 * PREALLOCATE);
+    assert_eq!(
+        to_u64(read(&fs, &path).len()),
+        4 * PREALLOCATE,
+        "zeros stop at the maximum size"
+    );
     // Sealing trims the segment to its records before its successor exists.
     log.seal().unwrap();
     assert_eq!(to_u64(read(&fs, &path).len()), logical);
     drop(log);
     let (_, replay) = SegmentLog::open(vfs, dir(), "wal", 4 * PREALLOCATE).unwrap();
-    assert_eq!(replay.records.len(), 5);
+    assert_eq!(replay.records.len(), 43);
     assert_eq!(replay.truncated, None);
 }
