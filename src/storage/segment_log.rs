@@ -24,14 +24,16 @@
 //! always lands in space an earlier (synced) append zero-filled. On ext4 an `fdatasync` after
 //! a write that grows the file must also commit the new size to the journal, and one after a
 //! write into a hole or an unwritten extent must commit the block allocation; into blocks that
-//! already hold data it does neither. A group's 2 KiB frame synced in 144 µs (p50) into a
-//! sparse file and in 102 µs into zero-filled space on the test VM, and a lone 168-byte record
-//! about the same either way. PostgreSQL zero-fills its WAL segments for the same reason. The
-//! zeros cost one larger sync per chunk. The unwritten rest of the newest segment reads as
-//! zeros, which are never a valid frame, so open takes zeros from the end of the last valid
-//! frame to the end of the file as the end of the log, not as a torn tail; a crash may keep or
-//! drop an un-synced chunk of zeros, and either reads the same. A segment is trimmed to its
-//! records before it is sealed, so sealed segments hold frames and nothing else.
+//! already hold data it does neither. On the test VM a 2 KiB append (a group's frame) and its
+//! `fdatasync` took 126–169 µs into holes and 100–116 µs into zeros (`scripts/fsync_probe.py`),
+//! and a lone 168-byte record about the same either way. PostgreSQL zero-fills its WAL
+//! segments for the same reason. The zeros cost one larger sync per chunk.
+//!
+//! The unwritten rest of the newest segment reads as zeros, which are never a valid frame, so
+//! open takes zeros from the end of the last valid frame to the end of the file as the end of
+//! the log, not as a torn tail; a crash may keep or drop an un-synced chunk of zeros, and
+//! either reads the same. A segment is trimmed to its records before it is sealed, so sealed
+//! segments hold frames and nothing else.
 //!
 //! Appends between two syncs are not ordered on disk: a crash may keep a later one and tear an
 //! earlier one, which the next open reports as corruption. Callers that want to survive every
