@@ -356,7 +356,8 @@ impl SegmentLog {
         if newest.allocated - end < PREALLOCATE && newest.allocated < self.segment_max_bytes {
             let target =
                 (end.div_ceil(PREALLOCATE) * PREALLOCATE + PREALLOCATE).min(self.segment_max_bytes);
-            let zeros = vec![0; usize::try_from(target - newest.allocated).unwrap_or(0)];
+            // At most two chunks, so the length always fits in memory.
+            let zeros = vec![0; usize::try_from(target - newest.allocated).unwrap_or(usize::MAX)];
             newest
                 .file
                 .write_at(newest.allocated, &zeros)
