@@ -152,18 +152,42 @@ impl Engine {
         report
     }
 
-    /// True if a pass could reclaim something the last one could not: the watermark moved, a
-    /// dropped collection is waiting, or retired versions wait in the limbo to be freed. A pass
+    /// True if a pass could reclaim something the last one could not: retired versions wait in
+    /// the limbo to be freed, or the watermark moved and some collection holds garbage. A pass
     /// with an unchanged watermark unlinks nothing new, because every commit since the last pass
     /// carries a timestamp above that watermark.
     #[cfg(not(loom))]
     pub(crate) fn gc_wanted(&self) -> bool {
+        if !self.limbo.is_empty() {
+            return true;
+        }
         let last = *self.gc_state.lock();
         let visible = self.oracle.visible();
         if visible == Timestamp::ZERO {
             return false;
         }
-        self.registry.watermark(visible) != last || !self.limbo.is_empty()
+        self.registry.watermark(visible) != last && self.holds_garbage()
+    }
+
+    /// False only if no collection holds a version a pass could unlink, judged from the counters
+    /// the commit path keeps. Every chain holds at least one version, and a chain without
+    /// garbage holds exactly one, its live document; so a collection whose versions equal its
+    /// live documents has nothing to reclaim. A dropped collection always waits for a pass.
+    ///
+    /// Without this, a workload that only inserts had the background thread walk every chain of
+    /// every collection twice a second for nothing: 3% of the CPU samples of 16 durable
+    /// committers (`cargo bench --bench durability -- --only 2`, 2 vCPUs), competing with them.
+    /// The counters are updated one after the other, so a pass may run for nothing or be put
+    /// off to the next interval while a commit is halfway through them; neither loses anything.
+    #[cfg(not(loom))]
+    fn holds_garbage(&self) -> bool {
+        self.catalog.with(|catalog| {
+            catalog.incarnations().any(|(_, inc)| {
+                inc.dropped.is_some()
+                    || inc.store.versions.load(Ordering::Relaxed)
+                        > inc.store.live_docs.load(Ordering::Relaxed)
+            })
+        })
     }
 }
 
@@ -284,6 +308,62 @@ mod tests {
         assert_eq!(old.handles(), 1);
         assert!(engine.limbo.is_empty());
         assert_eq!(old["v"], 0);
+    }
+
+    #[test]
+    fn background_passes_are_wanted_only_when_something_is_reclaimable() {
+        let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+        let engine = db.engine();
+        let c = db.collection("c").unwrap();
+        for i in 0..100 {
+            c.insert(json!({"_id": i})).unwrap();
+        }
+        // The watermark moved, but every chain holds one live version: nothing to unlink. (No
+        // pass has run, so nothing waits in the limbo either.)
+        assert!(!engine.holds_garbage());
+        assert!(!engine.gc_wanted());
+
+        c.replace(1, json!({"v": 1})).unwrap();
+        assert!(
+            engine.holds_garbage(),
+            "a superseded version is reclaimable"
+        );
+        assert!(engine.gc_wanted());
+        db.gc();
+        assert!(!engine.holds_garbage());
+
+        c.delete(2).unwrap();
+        assert!(
+            engine.holds_garbage(),
+            "a tombstone and what it hides are reclaimable"
+        );
+        db.gc();
+        assert!(!engine.holds_garbage());
+
+        // A snapshot keeps the old version of 3 until it is released.
+        let held = db.snapshot();
+        c.replace(3, json!({"v": 1})).unwrap();
+        db.gc();
+        assert!(engine.holds_garbage());
+        assert_eq!(held.get("c", 3).unwrap().unwrap().get("v"), None);
+        drop(held);
+        db.gc();
+        assert!(!engine.holds_garbage());
+
+        db.collection("gone")
+            .unwrap()
+            .insert(json!({"_id": 1}))
+            .unwrap();
+        assert!(!engine.holds_garbage());
+        db.drop_collection("gone").unwrap();
+        assert!(
+            engine.holds_garbage(),
+            "a dropped collection waits for a pass"
+        );
+        db.gc();
+        assert!(!engine.holds_garbage());
+        assert_eq!(db.collection_names(), vec!["c".to_owned()]);
+        assert_eq!(db.stats().versions, 99);
     }
 
     #[test]
