@@ -59,10 +59,12 @@ fn bank_transfers(duration: Duration, isolation: Isolation) {
     });
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
+    let gave_up = Arc::new(AtomicU64::new(0));
     let checks = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for w in 0..3u64 {
-        let (db, stop, committed) = (db.clone(), stop.clone(), committed.clone());
+        let (db, stop, committed, gave_up) =
+            (db.clone(), stop.clone(), committed.clone(), gave_up.clone());
         handles.push(thread::spawn(move || {
             let mut next = rng(w + 1);
             while !stop.load(Ordering::Relaxed) {
@@ -72,15 +74,23 @@ fn bank_transfers(duration: Duration, isolation: Isolation) {
                 if from == to {
                     continue;
                 }
-                db.transaction_with(isolation, |tx| {
+                let outcome = db.transaction_with(isolation, |tx| {
                     let a = balance(&tx.get("accounts", from)?.unwrap());
                     let b = balance(&tx.get("accounts", to)?.unwrap());
                     tx.replace("accounts", from, json!({"balance": a - amount}))?;
                     tx.replace("accounts", to, json!({"balance": b + amount}))?;
                     Ok(())
-                })
-                .unwrap();
-                committed.fetch_add(1, Ordering::Relaxed);
+                });
+                match outcome {
+                    Ok(()) => committed.fetch_add(1, Ordering::Relaxed),
+                    // `transaction_with` gives up after a bounded number of conflicts. With three
+                    // writers on 50 accounts and more busy threads than cores, a writer preempted
+                    // inside its transaction can lose every attempt (a soak of minutes saw it).
+                    // Such a transfer must commit nothing, which the timestamp count at the end
+                    // checks, and it must stay rare.
+                    Err(e) if e.is_conflict() => gave_up.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => panic!("a transfer failed with something other than a conflict: {e}"),
+                };
             }
         }));
     }
@@ -126,10 +136,19 @@ fn bank_transfers(duration: Duration, isolation: Isolation) {
         "too little work to prove anything"
     );
     assert!(checks.load(Ordering::Relaxed) > 10, "readers barely ran");
-    assert_eq!(
-        db.stats().last_commit_ts.get(),
-        committed.load(Ordering::Relaxed) + 1
+    let (committed, gave_up) = (
+        committed.load(Ordering::Relaxed),
+        gave_up.load(Ordering::Relaxed),
     );
+    assert!(
+        gave_up * 1000 <= committed,
+        "{gave_up} transfers ran out of retries against {committed} committed"
+    );
+    // The initial load, then exactly the transfers that reported success.
+    assert_eq!(db.stats().last_commit_ts.get(), committed + 1);
+    if std::env::var_os("SNAPBASE_STRESS_SECS").is_some() {
+        println!("{isolation:?}: {committed} transfers committed, {gave_up} gave up");
+    }
 }
 
 #[test]
