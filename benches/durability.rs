@@ -6,10 +6,10 @@
 //!    a file zero-filled and synced beforehand (so neither the file's size nor its block
 //!    allocation changes), then `File::sync_data`: the cheapest durable small write this file
 //!    system offers. It runs against `collection.insert` of a ~150-byte document on a database
-//!    in `Durability::Immediate` mode. The floor's record is as long as the WAL frame of one such commit (measured first
-//!    from `stats().wal_bytes`). Rounds alternate which side goes first; the headline is the
-//!    median of the per-round ratios of mean times (target ≤ 1.3×), with p50/p99 over every
-//!    timed operation of each side. An append to a growing file + `sync_data` is measured in
+//!    in `Durability::Immediate` mode. The floor's record is as long as the WAL frame of one
+//!    such commit (measured first from `stats().wal_bytes`). Rounds alternate which side goes
+//!    first; the headline is the median of the per-round ratios of mean times (target ≤ 1.3×),
+//!    with p50/p99 over every timed operation of each side. An append to a growing file + `sync_data` is measured in
 //!    the same rounds for reference: it must also commit the new size to the journal.
 //! 2. **Concurrent durable committers.** 1, 4, 16 and 64 threads each `insert` their own
 //!    documents (auto-commit, `Immediate`) for a fixed time; commits/s per level. Every round
