@@ -10,6 +10,7 @@
 mod chain;
 mod committers;
 mod gc;
+mod group_commit;
 mod oracle;
 mod publication;
 mod registry;

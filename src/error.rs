@@ -149,7 +149,6 @@ impl Error {
     }
 
     /// An I/O error of `context` ("syncing /db/wal-…log").
-    #[cfg_attr(loom, allow(dead_code, reason = "file I/O is not built under loom"))]
     pub(crate) fn io(context: impl Into<String>, source: &io::Error) -> Self {
         Error::Io {
             context: context.into(),

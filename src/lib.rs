@@ -51,7 +51,6 @@ mod stats;
 mod storage;
 mod sync;
 mod txn;
-#[cfg(not(loom))]
 mod wal;
 
 pub use crate::collection::Collection;
@@ -82,6 +81,15 @@ pub mod __loom {
     pub use crate::mvcc::chain::{Limbo, Retired, VersionChain};
     pub use crate::mvcc::registry::SnapshotRegistry;
     pub use crate::txn::oracle::Oracle;
+    pub use crate::wal::group::{GroupCommit, GroupLog};
+
+    /// The error a log reports when its sync fails, for models that inject one.
+    pub fn sync_error() -> crate::Error {
+        crate::Error::io(
+            "syncing the log",
+            &std::io::Error::other("an injected fault"),
+        )
+    }
 
     /// Builds a document without validation, for models that install versions directly.
     pub fn document(value: serde_json::Value) -> crate::Document {

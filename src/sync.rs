@@ -17,13 +17,13 @@ use std::hash::Hash;
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-    pub(crate) use std::sync::{Arc, Mutex as RawMutex, MutexGuard};
+    pub(crate) use std::sync::{Arc, Condvar as RawCondvar, Mutex as RawMutex, MutexGuard};
 }
 
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-    pub(crate) use loom::sync::{Arc, Mutex as RawMutex, MutexGuard};
+    pub(crate) use loom::sync::{Arc, Condvar as RawCondvar, Mutex as RawMutex, MutexGuard};
 }
 
 pub(crate) use imp::{fence, Arc, AtomicBool, AtomicU64, MutexGuard, Ordering};
@@ -84,13 +84,10 @@ impl<T> PayloadMutex<T> {
     }
 }
 
-/// A condition variable for [`Mutex`]. std only: the durability layer that waits on it (group
-/// commit, background flushing) is not compiled under loom.
-#[cfg(not(loom))]
+/// A condition variable for [`Mutex`].
 #[derive(Debug, Default)]
-pub struct Condvar(std::sync::Condvar);
+pub struct Condvar(imp::RawCondvar);
 
-#[cfg(not(loom))]
 impl Condvar {
     /// Creates a condition variable.
     pub fn new() -> Self {
@@ -107,6 +104,59 @@ impl Condvar {
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         self.0.notify_all();
+    }
+}
+
+/// Thread parking and yielding: std's, or loom's under loom, so a model sees a committer park,
+/// yield and wake.
+pub(crate) mod thread {
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{current, park, yield_now, Thread};
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{current, park, yield_now, Thread};
+}
+
+/// Measures elapsed time for waits bounded by a time budget (group commit's yields and
+/// gathers).
+///
+/// Under loom, where an execution must not depend on the wall clock, every `elapsed` call
+/// reads [`Stopwatch::LOOM_TICK`] later than the one before: a loop bounded by a budget of `n`
+/// ticks then runs the same number of times in every execution, and a model can reach both the
+/// "ended in time" and the "budget ran out" paths.
+#[derive(Debug)]
+pub struct Stopwatch {
+    #[cfg(not(loom))]
+    started: std::time::Instant,
+    #[cfg(loom)]
+    calls: std::cell::Cell<u32>,
+}
+
+impl Stopwatch {
+    /// How far the clock moves per `elapsed` call under loom.
+    #[cfg(loom)]
+    pub const LOOM_TICK: std::time::Duration = std::time::Duration::from_micros(100);
+
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            started: std::time::Instant::now(),
+            #[cfg(loom)]
+            calls: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Time since `start`.
+    pub fn elapsed(&self) -> std::time::Duration {
+        #[cfg(not(loom))]
+        return self.started.elapsed();
+        #[cfg(loom)]
+        {
+            let calls = self.calls.get() + 1;
+            self.calls.set(calls);
+            Self::LOOM_TICK * calls
+        }
     }
 }
 

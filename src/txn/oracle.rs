@@ -26,7 +26,6 @@ pub struct Oracle {
     /// The last timestamp installed, published or not. Written under `commit_lock` by
     /// `install_unpublished` (Relaxed); read by `Database::transaction`'s retry loop (Relaxed),
     /// which waits for `visible` to reach it so a retry's snapshot sees the commit it lost to.
-    #[cfg(not(loom))]
     installed: AtomicU64,
 }
 
@@ -63,7 +62,6 @@ impl Oracle {
     /// Publishes `ts`, a commit installed earlier by `CommitSlot::install_unpublished`, once it
     /// is durable. Called by one WAL leader at a time, in timestamp order, so `visible` only
     /// grows; Release pairs with the readers' Acquire exactly as `CommitSlot::publish` does.
-    #[cfg(not(loom))]
     pub fn publish_durable(&self, ts: Timestamp) {
         self.visible.fetch_max(ts.0, Ordering::Release);
     }
@@ -95,7 +93,6 @@ impl CommitSlot<'_> {
     /// Ends the commit without making it visible: later commits are ordered after it and see
     /// its versions when they validate, but readers do not, until the WAL leader that makes it
     /// durable calls `Oracle::publish_durable`. Everything it installed must already be linked.
-    #[cfg(not(loom))]
     pub fn install_unpublished(mut self) {
         *self.last = self.ts;
         self.oracle.installed.store(self.ts.0, Ordering::Relaxed);

@@ -3,4 +3,6 @@
 //! checkpoint. Knows commits as bytes and timestamps; nothing about isolation.
 
 pub(crate) mod batch;
+pub(crate) mod group;
+#[cfg(not(loom))]
 pub(crate) mod record;
