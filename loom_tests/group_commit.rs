@@ -14,6 +14,8 @@ use snapbase::{Durability, Error, Result, Timestamp};
 struct MemLog {
     /// Appended since the last sync.
     pending: Vec<u64>,
+    /// Written, synced or not, in log order.
+    written: Arc<Mutex<Vec<u64>>>,
     /// Synced, in log order.
     durable: Arc<Mutex<Vec<u64>>>,
     /// Fail the first sync (and lose what it was syncing).
@@ -27,7 +29,9 @@ impl GroupLog for MemLog {
         while let Some((len, tail)) = rest.split_first_chunk::<4>() {
             assert_eq!(u32::from_le_bytes(*len), 8, "a record is one timestamp");
             let (record, tail) = tail.split_first_chunk::<8>().unwrap();
-            self.pending.push(u64::from_le_bytes(*record));
+            let ts = u64::from_le_bytes(*record);
+            self.pending.push(ts);
+            self.written.lock().unwrap().push(ts);
             rest = tail;
         }
         assert!(rest.is_empty(), "a group holds whole records");
@@ -48,45 +52,57 @@ impl GroupLog for MemLog {
     }
 }
 
+#[derive(Clone)]
 struct Setup {
+    durability: Durability,
     oracle: Arc<Oracle>,
     wal: Arc<GroupCommit<MemLog>>,
+    written: Arc<Mutex<Vec<u64>>>,
     durable: Arc<Mutex<Vec<u64>>>,
 }
 
 fn setup(fail_first_sync: bool) -> Setup {
+    setup_with(Durability::Immediate, fail_first_sync)
+}
+
+fn setup_with(durability: Durability, fail_first_sync: bool) -> Setup {
+    let written = Arc::new(Mutex::new(Vec::new()));
     let durable = Arc::new(Mutex::new(Vec::new()));
     let log = MemLog {
         pending: Vec::new(),
+        written: written.clone(),
         durable: durable.clone(),
         fail_first_sync,
         syncs: 0,
     };
     Setup {
+        durability,
         oracle: Arc::new(Oracle::new()),
-        wal: Arc::new(GroupCommit::new(
-            Durability::Immediate,
-            log,
-            0,
-            Timestamp::ZERO,
-        )),
+        wal: Arc::new(GroupCommit::new(durability, log, 0, Timestamp::ZERO)),
+        written,
         durable,
     }
 }
 
 /// The commit path's durable half, as `persist::Persist::commit` runs it: take a timestamp,
 /// queue the record under the commit lock, end the commit unpublished, wait until it is durable.
-/// On success, checks that the commit is on the log and visible before returning.
+/// On success, checks that the commit is on the log (synced, unless the mode is `None`) and
+/// visible before returning.
 fn commit(s: &Setup) -> Result<u64> {
     let slot = s.oracle.begin_commit();
     let ts = slot.ts();
     s.wal.enqueue(ts, &ts.get().to_le_bytes());
     slot.install_unpublished();
     s.wal.wait_durable(ts, &s.oracle)?;
+    let on_log = match s.durability {
+        Durability::None => &s.written,
+        _ => &s.durable,
+    };
     assert!(
-        s.durable.lock().unwrap().contains(&ts.get()),
-        "commit {} returned before its record was durable",
-        ts.get()
+        on_log.lock().unwrap().contains(&ts.get()),
+        "commit {} returned before its record was on the log ({:?})",
+        ts.get(),
+        s.durability
     );
     assert!(
         s.oracle.visible() >= ts,
@@ -100,6 +116,9 @@ fn commit(s: &Setup) -> Result<u64> {
 /// Readers may see only durable commits: everything up to the published timestamp is on the
 /// log.
 fn assert_visible_is_durable(s: &Setup) {
+    if s.durability == Durability::None {
+        return;
+    }
     let visible = s.oracle.visible().get();
     let durable = s.durable.lock().unwrap();
     assert!(
@@ -118,11 +137,7 @@ fn assert_ends_with(s: &Setup, durable: &[u64]) {
 }
 
 fn spawn_committer(s: &Setup, commits: usize) -> thread::JoinHandle<Vec<Result<u64>>> {
-    let s = Setup {
-        oracle: s.oracle.clone(),
-        wal: s.wal.clone(),
-        durable: s.durable.clone(),
-    };
+    let s = s.clone();
     thread::spawn(move || (0..commits).map(|_| commit(&s)).collect())
 }
 
@@ -207,5 +222,20 @@ fn group_commit_failed_sync_fails_every_commit_and_poisons() {
             s.wal.check_writable(),
             Err(Error::Poisoned { .. })
         ));
+    });
+}
+
+/// `Durability::None`: a commit returns once its record is written (not synced) and
+/// published, and a flush with sync afterwards (what `close` runs) makes everything durable.
+#[test]
+fn group_commit_unsynced_mode_writes_before_returning_and_a_synced_flush_keeps_it() {
+    loom::model(|| {
+        let s = setup_with(Durability::None, false);
+        let other = spawn_committer(&s, 1);
+        let mine = commit(&s).unwrap();
+        let theirs = other.join().unwrap().pop().unwrap().unwrap();
+        assert_ne!(mine, theirs);
+        s.wal.flush(true, &s.oracle).unwrap();
+        assert_ends_with(&s, &[1, 2]);
     });
 }
