@@ -52,19 +52,19 @@ impl Collection {
     pub fn insert_many(&self, docs: impl IntoIterator<Item = Value>) -> Result<Vec<DocId>> {
         self.engine.check_open()?;
         let mut writes = Vec::new();
-        let mut seen = HashSet::new();
         for doc in docs {
             let (id, doc) = self.prepare(doc, None)?;
-            if !seen.insert(id.clone()) {
-                return Err(Error::DuplicateId {
-                    collection: self.name.clone(),
-                    id,
-                });
-            }
             writes.push(AutoWrite {
                 id,
                 body: Some(doc),
                 expect: Expect::Absent,
+            });
+        }
+        let mut seen = HashSet::with_capacity(writes.len());
+        if let Some(w) = writes.iter().find(|w| !seen.insert(&w.id)) {
+            return Err(Error::DuplicateId {
+                collection: self.name.clone(),
+                id: w.id.clone(),
             });
         }
         let ids = writes.iter().map(|w| w.id.clone()).collect();
