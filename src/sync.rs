@@ -121,7 +121,7 @@ pub(crate) mod thread {
 /// gathers).
 ///
 /// Under loom, where an execution must not depend on the wall clock, every `elapsed` call
-/// reads [`Stopwatch::LOOM_TICK`] later than the one before: a loop bounded by a budget of `n`
+/// reads `Stopwatch::LOOM_TICK` later than the one before: a loop bounded by a budget of `n`
 /// ticks then runs the same number of times in every execution, and a model can reach both the
 /// "ended in time" and the "budget ran out" paths.
 #[derive(Debug)]

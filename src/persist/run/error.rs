@@ -25,7 +25,7 @@ pub(crate) enum RunError {
         path: PathBuf,
         /// The format it declares.
         found: u32,
-        /// The newest format this build reads ([`RUN_FORMAT`]).
+        /// The newest format this build reads ([`RUN_FORMAT`](crate::persist::run::RUN_FORMAT)).
         supported: u32,
     },
     /// A writer was given a key not above the previous one: a bug in the caller. Nothing was

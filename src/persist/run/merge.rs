@@ -105,7 +105,7 @@ impl Merge {
 
     /// The bytes on disk (frame header included) of the winning entry behind the item last
     /// returned by [`Merge::next`], 0 before the first: what that item costs in a run, the same
-    /// as [`RunWriter::push`] returns when it is written again.
+    /// as [`RunWriter::push`](crate::persist::run::writer::RunWriter::push) returns when it is written again.
     pub(crate) fn last_bytes(&self) -> u64 {
         self.last_bytes
     }
