@@ -302,6 +302,37 @@ mod tests {
         assert!(prepare(json!({ "d": ok }), gen(), 1 << 20).is_ok());
     }
 
+    /// Wraps a scalar in one container per entry of `spine` (true: an array, false: an object),
+    /// each with a scalar sibling when its flag says so, innermost first.
+    fn nest(spine: &[(bool, bool)]) -> Value {
+        spine.iter().fold(json!(0), |inner, &(array, sibling)| {
+            match (array, sibling) {
+                (true, false) => json!([inner]),
+                (true, true) => json!([1, inner, "x"]),
+                (false, false) => json!({ "k": inner }),
+                (false, true) => json!({ "s": true, "k": inner }),
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The iterative depth check agrees with the definition: the document is level 1, so a
+        /// field wrapped in `d` containers reaches level `1 + d`, and the deepest field decides.
+        #[test]
+        fn depth_check_refuses_exactly_what_nests_past_the_limit(
+            a in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY), 0..=MAX_NESTING_DEPTH + 3),
+            b in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY), 90..=MAX_NESTING_DEPTH + 3),
+        ) {
+            let deepest = 1 + a.len().max(b.len());
+            let doc = json!({ "a": nest(&a), "n": 5, "b": nest(&b) });
+            let ids = crate::id::IdGenerator::default();
+            let outcome = prepare(doc, IdRule::FromDocumentOrGenerate(&ids), 1 << 24);
+            proptest::prop_assert_eq!(outcome.is_err(), deepest > MAX_NESTING_DEPTH, "deepest level {}", deepest);
+        }
+    }
+
     #[test]
     fn collection_names() {
         for good in ["a", "users", "A-b_c.9", &"x".repeat(64)] {
