@@ -13,8 +13,8 @@
 #[cfg(not(loom))]
 use crate::storage::frame::MAX_FRAME_LEN;
 
-#[cfg(not(loom))]
 /// The largest encoded commit record a WAL frame can carry (with its length prefix).
+#[cfg(not(loom))]
 pub(crate) const MAX_RECORD_LEN: usize = MAX_FRAME_LEN as usize - 4;
 
 /// Appends one commit record to a group. The caller keeps records within [`MAX_RECORD_LEN`]
@@ -25,8 +25,8 @@ pub(crate) fn push_record(batch: &mut Vec<u8>, record: &[u8]) {
     batch.extend_from_slice(record);
 }
 
-#[cfg(not(loom))]
 /// Splits a WAL frame's payload into its commit records.
+#[cfg(not(loom))]
 pub(crate) fn split_batch(payload: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     let mut records = Vec::new();
     let mut rest = payload;
@@ -45,14 +45,14 @@ pub(crate) fn split_batch(payload: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     Ok(records)
 }
 
-#[cfg(not(loom))]
 /// Splits a group into runs of whole records, each at most a frame's payload.
+#[cfg(not(loom))]
 pub(crate) fn frame_chunks(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     chunks_of(batch, MAX_FRAME_LEN as usize)
 }
 
-#[cfg(not(loom))]
 /// [`frame_chunks`] with the frame's maximum as a parameter, so tests can use a small one.
+#[cfg(not(loom))]
 fn chunks_of(batch: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
     let mut rest = batch;
     std::iter::from_fn(move || {
