@@ -29,7 +29,16 @@
 //! - `stats gc/snapbase before ...` / `stats gc/snapbase after ...`: `db.stats()` around the pass;
 //! - `memory gc/<baseline> ...`: live heap before and after dropping the superseded values.
 //!
-//! Run: `cargo bench --bench gc`.
+//! A second group, `gc_pass`, measures a pass on a large database that only a few writes have
+//! touched, the common case for a read-heavy store whose background GC runs every interval:
+//! - `snapbase/pass_after_1k_replaces`: 1M documents; each iteration replaces 1,000 random
+//!   documents (auto-commit, untimed), then times one `db.gc()`, which reclaims their 1,000
+//!   superseded versions. What a pass costs should follow the writes, not the database size.
+//! - Before it, one instrumented run prints `cpu gc/background ...`: the time on CPU the background
+//!   GC thread (default policy) spends while one writer replaces 1,000 random documents a
+//!   second for 5 s in the same 1M-document database (Linux only: read from `/proc`).
+//!
+//! Run: `cargo bench --bench gc`; `cargo bench --bench gc -- gc_pass` for the second group.
 #![allow(clippy::unwrap_used, reason = "a bench aborts on any engine error")]
 #![allow(
     clippy::disallowed_types,
@@ -334,9 +343,103 @@ fn gc(c: &mut Criterion) {
     bench_baseline::<Dash>(c, "gc", n);
 }
 
+/// Documents in the `gc_pass` database (full run) and as a smoke test.
+const PASS_DOCS: usize = 1_000_000;
+const PASS_SMOKE_DOCS: usize = 10_000;
+/// Documents replaced between two timed passes.
+const PASS_REPLACES: usize = 1_000;
+/// The background-GC measurement: replaces a second, and for how long.
+const TRICKLE_PER_SEC: u64 = 1_000;
+const TRICKLE_TIME: Duration = Duration::from_secs(5);
+
+/// Time on CPU of this process's thread named `name`, in nanoseconds, from the first field of
+/// `/proc/self/task/*/schedstat`; `None` where there is no such thread or no such file.
+fn thread_cpu(name: &str) -> Option<Duration> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim_end() != name {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+        let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+        return Some(Duration::from_nanos(nanos));
+    }
+    None
+}
+
+/// One writer replaces `TRICKLE_PER_SEC` random documents a second, paced, while the default
+/// background GC runs; prints the GC thread's CPU time over the run.
+fn report_background_cpu(n: usize) {
+    let db = Database::in_memory();
+    let coll = db.collection(COLLECTION).unwrap();
+    common::load_snapbase(&coll, n);
+    let mut rng = common::Rng::new(0x5eed_0003);
+    let cpu_before = thread_cpu("snapbase-gc");
+    let started = Instant::now();
+    let mut written = 0u64;
+    while started.elapsed() < TRICKLE_TIME {
+        let due = common::nanos(started.elapsed()) / 1_000_000 * TRICKLE_PER_SEC / 1000;
+        while written < due {
+            let id = rng.id_below(n);
+            assert!(coll.replace(id, doc(id)).unwrap());
+            written += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = thread_cpu("snapbase-gc");
+    match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => {
+            let used = after.saturating_sub(before);
+            println!(
+                "cpu gc/background: {n} docs, {written} replaces in {elapsed:.1?} \
+                 ({TRICKLE_PER_SEC}/s): the GC thread used {} of CPU, {:.1}% of one core",
+                common::fmt_ns(common::nanos(used)),
+                used.as_secs_f64() * 100.0 / elapsed.as_secs_f64(),
+            );
+        }
+        _ => println!("cpu gc/background: no per-thread CPU times on this system"),
+    }
+    println!("stats gc/background after: {:?}", db.stats());
+}
+
+fn gc_pass(c: &mut Criterion) {
+    let n = common::scaled(PASS_DOCS, PASS_SMOKE_DOCS);
+    if common::full_scale() {
+        report_background_cpu(n);
+    }
+    let db = snapbase_db(n);
+    let coll = db.collection(COLLECTION).unwrap();
+    let mut rng = common::Rng::new(0x5eed_0004);
+    let mut group = c.benchmark_group("gc_pass");
+    group.sample_size(20);
+    group.bench_function("snapbase/pass_after_1k_replaces", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut replaced = std::collections::HashSet::new();
+                while replaced.len() < PASS_REPLACES {
+                    let id = rng.id_below(n);
+                    if replaced.insert(id) {
+                        assert!(coll.replace(id, doc(id)).unwrap());
+                    }
+                }
+                let started = Instant::now();
+                let report = black_box(db.gc());
+                total += started.elapsed();
+                assert_eq!(report.versions_reclaimed, PASS_REPLACES as u64);
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     // The `gc` group overrides warm-up and measurement times (see the module docs).
     let mut c = Criterion::default().configure_from_args();
     gc(&mut c);
+    gc_pass(&mut c);
     c.final_summary();
 }

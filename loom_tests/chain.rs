@@ -6,7 +6,7 @@ use crossbeam_epoch as epoch;
 use loom::sync::Arc;
 use loom::thread;
 use serde_json::json;
-use snapbase::__loom::{document, Oracle, VersionChain};
+use snapbase::__loom::{document, Oracle, Retired, VersionChain};
 
 fn version_of(chain: &VersionChain, ts: u64) -> Option<u64> {
     let guard = epoch::pin();
@@ -40,5 +40,48 @@ fn readers_see_exactly_their_version_while_a_writer_installs() {
         assert_eq!(version_of(&chain, 1), Some(1));
         writer.join().unwrap();
         assert_eq!(version_of(&chain, 2), Some(2));
+    });
+}
+
+/// The dirty tag (see `gc::dirty`): a commit installs over a dirty chain while GC clears the
+/// tag and prunes it. Whichever order the two read-modify-writes of the head take, exactly one
+/// side adds the id back to the dirty set, so the version GC may not have seen is not forgotten
+/// and the set holds the id once.
+#[test]
+fn an_install_racing_a_prune_leaves_the_chain_marked_exactly_once() {
+    loom::model(|| {
+        let chain = Arc::new(VersionChain::new());
+        {
+            let guard = epoch::pin();
+            chain.install(1.into(), Some(document(json!({"v": 1}))), &guard);
+            // Over an existing version: the tag goes from clear to set.
+            assert!(chain.install(2.into(), Some(document(json!({"v": 2}))), &guard));
+        }
+        let committer = {
+            let chain = chain.clone();
+            thread::spawn(move || {
+                chain.install(3.into(), Some(document(json!({"v": 3}))), &epoch::pin())
+            })
+        };
+        // GC at watermark 2, as `gc::Sweep::visit` does it.
+        let (gc_adds, freed) = {
+            let guard = epoch::pin();
+            let mut retired = Retired::new();
+            chain.clear_dirty(&guard);
+            let pruned = chain.prune(2.into(), &guard, &mut retired);
+            let adds = !pruned.settled && !pruned.dead && chain.mark_dirty(&guard);
+            drop(retired);
+            (adds, pruned.freed)
+        };
+        let committer_adds = committer.join().unwrap();
+        assert_eq!(freed, 1, "the version at 1 is below the watermark's");
+        assert_eq!(chain.len(&epoch::pin()), 2, "versions 2 and 3 remain");
+        assert!(
+            committer_adds ^ gc_adds,
+            "exactly one side adds the id back (committer: {committer_adds}, gc: {gc_adds})"
+        );
+        for _ in 0..4 {
+            epoch::pin().flush();
+        }
     });
 }

@@ -9,5 +9,8 @@ export RUSTFLAGS="--cfg loom -C debug-assertions ${RUSTFLAGS:-}"
 echo "loom tier 1 (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
 cargo test --release --test loom "$@"
 echo "loom tier 2: crossbeam-epoch modelled too"
+# The whole-database GC race runs in tier 1 only: with the epoch modelled, its three passes
+# exceed loom's branch limit. Tier 2 checks the same race on the chain alone (chain::an_install_racing_a_prune_...).
 RUSTFLAGS="$RUSTFLAGS --cfg crossbeam_loom" \
-  cargo test --release --features loom --test loom "$@" -- chain gc publication committers
+  cargo test --release --features loom --test loom "$@" -- chain gc publication committers \
+    --skip a_replace_racing_a_pass

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use crossbeam_utils::CachePadded;
 
+use crate::gc::DirtySet;
 use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::{is_visible, Timestamp};
@@ -36,6 +37,8 @@ pub(crate) struct CollectionStore {
     /// Versions linked in this incarnation's chains. Incremented under the commit lock,
     /// decremented by GC; read by `stats` (all Relaxed: counters only).
     pub(crate) versions: CachePadded<AtomicU64>,
+    /// Chains that may hold versions GC can unlink: marked by the commit path, taken by passes.
+    pub(crate) dirty: CachePadded<DirtySet>,
 }
 
 impl CollectionStore {
@@ -45,6 +48,7 @@ impl CollectionStore {
             last_write: CachePadded::new(AtomicU64::new(0)),
             live_docs: CachePadded::new(AtomicU64::new(0)),
             versions: CachePadded::new(AtomicU64::new(0)),
+            dirty: CachePadded::default(),
         }
     }
 

@@ -89,7 +89,7 @@ impl DatabaseBuilder {
     }
 
     /// Seals WAL segments past `bytes` (default 64 MiB); tests make it small to rotate often.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.options.wal_segment_bytes = bytes;
         self
@@ -233,7 +233,7 @@ impl Database {
     }
 
     /// The engine behind this handle, for unit tests of its internals.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -68,7 +68,7 @@ impl Document {
     }
 
     /// Handles on this version, the chain's own included.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.0)
     }

@@ -54,4 +54,7 @@ pub struct GcReport {
     pub versions_reclaimed: u64,
     /// Dropped collections whose memory was released.
     pub collections_retired: usize,
+    /// Version chains the pass looked at: those written to since they were last settled, or
+    /// every chain of a collection where most were (then a walk is cheaper than lookups).
+    pub chains_visited: u64,
 }

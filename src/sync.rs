@@ -315,6 +315,19 @@ impl<K: Eq + Hash, V> ConcurrentMap<K, V> {
         }
     }
 
+    /// Number of entries. Each shard is read-locked in turn, so under concurrent inserts and
+    /// removals the count is only approximate.
+    pub fn len(&self) -> usize {
+        #[cfg(not(loom))]
+        return self.inner.len();
+        #[cfg(loom)]
+        return self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+    }
+
     /// Visits every entry. Each shard is read-locked only while its own entries are visited.
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         #[cfg(not(loom))]

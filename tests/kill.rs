@@ -37,6 +37,8 @@
 //! `SNAPBASE_KILL_SEED` (hex; default `BASE_SEED`), the kill moments also from timing, so a
 //! failure is reproduced by rerunning with its seed (`scripts/kill_soak.sh` for many rounds)
 //! and by inspecting the kept directory (`Database::verify`, open).
+// The real engine only: under loom the library builds just what the models need.
+#![cfg(not(loom))]
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

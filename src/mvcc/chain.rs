@@ -34,12 +34,26 @@ pub struct Pruned {
     /// The only version left visible at the watermark is a tombstone at the head: the whole
     /// chain can be removed from its map (under the commit lock, re-checked with `is_dead_at`).
     pub dead: bool,
+    /// The chain is left with one version, a live one at or below the watermark: no later pass
+    /// can unlink anything from it until a commit writes to it again.
+    pub settled: bool,
 }
+
+/// Tag bit of a chain's `head`: the chain may hold versions GC can unlink.
+const DIRTY: usize = 1;
 
 /// The version chain of one document.
 pub struct VersionChain {
     /// Newest version. Written only by `install` (Release), under the commit lock; read by
     /// readers, the conflict check and GC (Acquire), which then see the node's contents.
+    ///
+    /// Its tag bit `DIRTY` says the chain may hold a version GC can unlink, and that its id is
+    /// in its collection's dirty set (see `gc::dirty`). `install` sets it when it prepends to an
+    /// existing version; GC clears it before a prune (`clear_dirty`) and sets it again if the
+    /// prune left the chain unsettled (`mark_dirty`). Whoever sets it from clear adds the id to
+    /// the set. Install's swap and GC's tag updates are read-modify-writes of this one word, so
+    /// exactly one of them sees each clear-to-set change, and a prune after the clear loads
+    /// any head installed before it (the clear continues the installer's release sequence).
     head: Atomic<Version>,
 }
 
@@ -98,11 +112,16 @@ impl Retired {
         self.refs.len()
     }
 
+    /// True if the batch holds no version.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
     /// Moves the batch into `limbo` once every thread pinned now has unpinned. `guard` may be
     /// any guard taken after the versions were unlinked: a reader that loaded one of them before
     /// the cut is still pinned now, or has finished with it.
     pub fn defer_into(mut self, limbo: &Arc<Limbo>, guard: &Guard) {
-        if self.refs.is_empty() {
+        if self.is_empty() {
             return;
         }
         let refs = std::mem::take(&mut self.refs);
@@ -115,7 +134,7 @@ impl Drop for Retired {
     fn drop(&mut self) {
         // Reached with versions only if a pass unwound before handing its batch on: release
         // them through the collector directly, where the thread that runs them pays the frees.
-        if !self.refs.is_empty() {
+        if !self.is_empty() {
             let refs = std::mem::take(&mut self.refs);
             epoch::pin().defer(move || drop(Ready(refs)));
         }
@@ -206,17 +225,46 @@ impl VersionChain {
         }
     }
 
+    /// Sets the dirty tag if it is clear, after a prune that left versions for a later pass.
+    /// Returns true if it was clear: the caller must then add the id to the dirty set (a commit
+    /// that installed since the clear has set it and added the id already).
+    pub fn mark_dirty(&self, guard: &Guard) -> bool {
+        self.head.fetch_or(DIRTY, Ordering::Relaxed, guard).tag() & DIRTY == 0
+    }
+
+    /// Clears the dirty tag before GC prunes the chain. A tag already clear is left alone, so
+    /// a walk of the whole map does not write to every chain's cache line.
+    pub fn clear_dirty(&self, guard: &Guard) {
+        if self.head.load(Ordering::Relaxed, guard).tag() & DIRTY != 0 {
+            self.head.fetch_and(!DIRTY, Ordering::Relaxed, guard);
+        }
+    }
+
     /// Prepends a version committed at `ts` (a tombstone if `body` is `None`). Commit path only
     /// (the commit lock serializes callers); `ts` is greater than every version in the chain.
-    pub fn install(&self, ts: Timestamp, body: Option<Document>, guard: &Guard) {
+    ///
+    /// Prepending to an existing version sets the dirty tag; returns true if it was clear, and
+    /// the caller must then add the id to its collection's dirty set.
+    pub fn install(&self, ts: Timestamp, body: Option<Document>, guard: &Guard) -> bool {
         let node = body.map_or_else(|| Arc::new(Version::tombstone()), Document::into_version);
         node.mark_installed(ts);
         // Relaxed: the commit lock orders us after the previous installer, the only other
-        // writer of `head`; the Release store below publishes `next` and `commit_ts`.
-        node.next
-            .store(self.head.load(Ordering::Relaxed, guard), Ordering::Relaxed);
-        self.head
-            .store(Shared::from(Arc::into_raw(node)), Ordering::Release);
+        // writer of the pointer (GC changes only the tag); the Release store or swap below
+        // publishes `next` and `commit_ts`.
+        let old = self.head.load(Ordering::Relaxed, guard);
+        node.next.store(old.with_tag(0), Ordering::Relaxed);
+        let new = Shared::from(Arc::into_raw(node));
+        if old.is_null() {
+            // A new chain, created under its shard's write lock with this install, so no pass
+            // can be touching its tag: one live version, nothing for GC.
+            self.head.store(new, Ordering::Release);
+            false
+        } else {
+            let previous = self
+                .head
+                .swap(new.with_tag(DIRTY), Ordering::Release, guard);
+            previous.tag() & DIRTY == 0
+        }
     }
 
     /// The document visible at `ts`: `None` when no version is visible or the visible one is a
@@ -262,6 +310,7 @@ impl VersionChain {
                 let mut out = Pruned {
                     freed: 0,
                     dead: cur == head && v.body.is_none(),
+                    settled: cur == head && v.body.is_some(),
                 };
                 // Most chains have nothing below the watermark's version. Checking before the
                 // swap keeps a pass from writing to (and so taking from readers' caches) the
@@ -381,7 +430,8 @@ mod tests {
             chain.prune(Timestamp(5), &guard, &mut Retired::new()),
             Pruned {
                 freed: 1,
-                dead: false
+                dead: false,
+                settled: false,
             }
         );
         assert_eq!(chain.len(&guard), 2);
@@ -393,7 +443,8 @@ mod tests {
             chain.prune(Timestamp(6), &guard, &mut Retired::new()),
             Pruned {
                 freed: 1,
-                dead: true
+                dead: true,
+                settled: false,
             }
         );
         assert_eq!(chain.len(&guard), 1);
@@ -403,6 +454,22 @@ mod tests {
             chain.prune(Timestamp(1), &guard, &mut Retired::new()),
             Pruned::default()
         );
+    }
+
+    #[test]
+    fn a_chain_is_settled_once_one_live_version_at_or_below_the_watermark_is_left() {
+        let chain = VersionChain::new();
+        let guard = epoch::pin();
+        chain.install(Timestamp(2), Some(doc(20)), &guard);
+        chain.install(Timestamp(4), Some(doc(40)), &guard);
+        // A newer version than the watermark's remains: a later pass has work here.
+        let at_3 = chain.prune(Timestamp(3), &guard, &mut Retired::new());
+        assert_eq!((at_3.freed, at_3.dead, at_3.settled), (0, false, false));
+        let at_4 = chain.prune(Timestamp(4), &guard, &mut Retired::new());
+        assert_eq!((at_4.freed, at_4.dead, at_4.settled), (1, false, true));
+        // Settled stays settled, with nothing more to unlink.
+        let again = chain.prune(Timestamp(9), &guard, &mut Retired::new());
+        assert_eq!((again.freed, again.dead, again.settled), (0, false, true));
     }
 
     #[test]

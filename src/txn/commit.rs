@@ -275,14 +275,20 @@ pub(crate) fn install(
     let installed = store.chains.read(id, |chain| {
         let live_before = chain.newest(guard).is_some_and(|(_, live)| live);
         if live_before || live_after {
-            chain.install(ts, body.take().flatten(), guard);
-            Some(live_before)
+            // The chain now holds a second version (or a tombstone): GC has work there.
+            let newly_dirty = chain.install(ts, body.take().flatten(), guard);
+            Some((live_before, newly_dirty))
         } else {
             None
         }
     });
     let live_before = match installed {
-        Some(Some(before)) => before,
+        Some(Some((before, newly_dirty))) => {
+            if newly_dirty {
+                store.dirty.push(id);
+            }
+            before
+        }
         Some(None) => return,
         None if !live_after => return,
         None => {
