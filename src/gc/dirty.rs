@@ -38,6 +38,9 @@ impl DirtySet {
     /// chains it could not settle.
     pub(crate) fn take(&self) -> Vec<DocId> {
         let mut ids = self.ids.lock();
+        // Leave room for as many as last time: regrowing from empty after every pass, on the
+        // committer's thread, cost a replace-heavy writer about 8% (measured, issue 2's notes).
+        // The pass pays for the allocation instead.
         let capacity = ids.len();
         std::mem::replace(&mut *ids, Vec::with_capacity(capacity))
     }

@@ -5,9 +5,10 @@
 //! collection's `DirtySet`: those written to since a pass last left them with one live version),
 //! keeps the newest version with `commit_ts <= w` and everything newer, unlinking the rest;
 //! nothing at or above `w` can reach the unlinked versions. So a pass costs about what was
-//! written since the last one, not the size of the database. They are freed once no reader is still pinned where it could have
-//! loaded them: crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never
-//! free them. An explicit `Database::gc` frees them itself before it returns; after a background
+//! written since the last one, not the size of the database.
+//!
+//! Unlinked versions are freed once no reader is still pinned where it could have loaded them:
+//! crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never free them. An explicit `Database::gc` frees them itself before it returns; after a background
 //! pass, committers free them, a few per version they write (`Freeing`), and the next background
 //! pass frees what is left. Chains whose only remaining version is a tombstone at or below `w`
 //! are removed from their map under the commit lock (so no commit is installing into them), in
