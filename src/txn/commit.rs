@@ -1,4 +1,6 @@
-//! The commit path: validate, install, publish, all under the oracle's commit lock.
+//! The commit path: validate, install, publish, all under the oracle's commit lock. The WAL
+//! operations of a durable commit are encoded before the lock is taken (`CommitLog`), so the
+//! lock covers only what must be ordered.
 //!
 //! Every commit follows the same three steps, and only the first can fail:
 //! 1. **Validate** against the latest committed state: first-committer-wins on every document
@@ -20,7 +22,7 @@ use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::Timestamp;
 use crate::sync::{Arc, Ordering};
-use crate::txn::log::CommitLog;
+use crate::txn::log::{CommitLog, EncodedWrite};
 use crate::txn::oracle::CommitSlot;
 use crate::txn::write_set::{ReadSet, WriteSet};
 use crate::txn::Isolation;
@@ -57,6 +59,14 @@ impl Engine {
         if writes.is_empty() {
             return self.check_open();
         }
+        let encoded: Vec<Vec<EncodedWrite>> = writes
+            .iter()
+            .map(|(name, docs)| {
+                docs.iter()
+                    .map(|(id, body)| CommitLog::encode_write(self, name, id, body.as_ref()))
+                    .collect()
+            })
+            .collect();
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();
@@ -78,7 +88,8 @@ impl Engine {
         let mut targets = Vec::new();
         let mut next_catalog: Option<Catalog> = None;
         let mut log = CommitLog::new(self);
-        for (name, docs) in writes.iter() {
+        // `encoded` follows the same iteration of the same unchanged write set.
+        for ((name, docs), encoded) in writes.iter().zip(encoded) {
             let store = match catalog.current(name) {
                 Some(inc) => Arc::clone(&inc.store),
                 // Deleting from a collection that does not exist changes nothing.
@@ -88,8 +99,8 @@ impl Engine {
                     create(&mut next_catalog, &catalog, name, slot.ts())
                 }
             };
-            for (id, body) in docs {
-                log.write(name, id, body.as_ref());
+            for write in encoded {
+                log.write(write);
             }
             targets.push((store, docs));
         }
@@ -116,6 +127,10 @@ impl Engine {
         collection: &str,
         writes: Vec<AutoWrite>,
     ) -> Result<Vec<bool>> {
+        let encoded: Vec<EncodedWrite> = writes
+            .iter()
+            .map(|w| CommitLog::encode_write(self, collection, &w.id, w.body.as_ref()))
+            .collect();
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();
@@ -147,9 +162,9 @@ impl Engine {
         if current.is_none() {
             log.create(collection);
         }
-        for (w, &ok) in writes.iter().zip(&applied) {
+        for (write, &ok) in encoded.into_iter().zip(&applied) {
             if ok {
-                log.write(collection, &w.id, w.body.as_ref());
+                log.write(write);
             }
         }
         let log = log.seal(self, &slot)?;

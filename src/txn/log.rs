@@ -54,20 +54,41 @@ impl CommitLog {
         let _ = collection;
     }
 
-    /// A put of `body` or, for `None`, a delete of `id`.
-    pub(crate) fn write(&mut self, collection: &str, id: &DocId, body: Option<&Document>) {
+    /// Adds a write encoded by [`CommitLog::encode_write`].
+    pub(crate) fn write(&mut self, write: EncodedWrite) {
         #[cfg(not(loom))]
-        if let Some(ops) = &mut self.ops {
-            ops.push(match body {
+        if let (Some(ops), Some(op)) = (&mut self.ops, write.op) {
+            ops.push(op);
+        }
+        #[cfg(loom)]
+        let _ = write;
+    }
+
+    /// Encodes a put of `body` into `collection` or, for `None`, a delete of `id`, for a
+    /// commit of `engine`. Called before the commit lock is taken: turning a document into
+    /// its JSON bytes is most of the work of building a record, and every committer waits
+    /// for whatever is done under the lock.
+    pub(crate) fn encode_write(
+        engine: &Engine,
+        collection: &str,
+        id: &DocId,
+        body: Option<&Document>,
+    ) -> EncodedWrite {
+        #[cfg(not(loom))]
+        return EncodedWrite {
+            op: engine.persist.as_ref().map(|_| match body {
                 Some(doc) => record::put(collection, doc),
                 None => RecordOp::Delete {
                     collection: collection.to_owned(),
                     id: RecordId::from(id),
                 },
-            });
-        }
+            }),
+        };
         #[cfg(loom)]
-        let _ = (collection, id, body);
+        {
+            let _ = (engine, collection, id, body);
+            EncodedWrite {}
+        }
     }
 
     /// A drop of the current incarnation of `collection`.
@@ -109,6 +130,14 @@ impl CommitLog {
             Ok(SealedLog {})
         }
     }
+}
+
+/// One write of a commit in its record form (nothing for a database in memory), built outside
+/// the commit lock and added to a [`CommitLog`] under it.
+#[derive(Debug)]
+pub(crate) struct EncodedWrite {
+    #[cfg(not(loom))]
+    op: Option<RecordOp>,
 }
 
 /// An encoded commit record, ready for the commit point.

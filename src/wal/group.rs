@@ -90,6 +90,12 @@ pub struct GroupCommit<L> {
     /// by committers yield-waiting in `wait_durable` without the lock (Acquire), who relock and
     /// look at the queue once it changes. The lock, not this counter, orders the queue's state.
     flushes: AtomicU64,
+    /// `Queue::done`, readable without the lock. Written by `finish` with the queue locked, after
+    /// the oracle publishes (Release); read by committers whose yield-wait saw a flush end
+    /// (Acquire), who return at once if it covers their commit, without taking the lock that
+    /// the next group's committers are queueing under. Acquire pairs with the Release so the
+    /// commit is visible to its committer when it returns.
+    durable: AtomicU64,
     /// A moving average of how long a leader's write and sync take, in nanoseconds: how long a
     /// committer yields before it parks. Written by leaders, read by waiters (Relaxed: a hint).
     flush_nanos: AtomicU64,
@@ -121,6 +127,7 @@ impl<L: GroupLog> GroupCommit<L> {
             poisoned: AtomicBool::new(false),
             bytes: AtomicU64::new(bytes),
             flushes: AtomicU64::new(0),
+            durable: AtomicU64::new(last.0),
             flush_nanos: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             taken: AtomicU64::new(0),
@@ -177,6 +184,9 @@ impl<L: GroupLog> GroupCommit<L> {
                 let seen = self.flushes.load(Ordering::Relaxed);
                 drop(q);
                 let ended = self.yield_for_flush(seen);
+                if ended && self.durable.load(Ordering::Acquire) >= ts.0 {
+                    return Ok(());
+                }
                 q = self.queue.lock();
                 if ended || self.flushes.load(Ordering::Relaxed) != seen {
                     continue;
@@ -347,6 +357,7 @@ impl<L: GroupLog> GroupCommit<L> {
                     oracle.publish_durable(last);
                 }
                 q.done = q.done.max(last);
+                self.durable.store(q.done.0, Ordering::Release);
                 if q.batch.is_empty() {
                     // Reuse the allocation for the next batch.
                     spent.clear();
