@@ -116,6 +116,8 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
             last = rec.ts;
         }
     }
+    // Only now that every record was accepted: an open refused above changes nothing on disk.
+    log.cut_torn_tail().map_err(log_error)?;
     let wal_bytes = log.disk_bytes();
     engine.oracle.recover(Timestamp(last));
     Ok(Persist {

@@ -12,8 +12,10 @@
 //!
 //! [`SegmentLog::open`] replays every frame of every segment in id order. An incomplete or
 //! invalid frame with no valid frame after it at the end of the newest segment is the torn tail
-//! of an interrupted append: it is truncated, and the truncation synced before anything else is
-//! written. Any other damage (an invalid frame followed by a valid one anywhere, or any damage
+//! of an interrupted append: [`SegmentLog::cut_torn_tail`] truncates it and syncs the
+//! truncation, and the first append does so itself if the caller has not. Open only reads, so
+//! a caller that refuses what it finds in the records leaves the directory as it was. Any other
+//! damage (an invalid frame followed by a valid one anywhere, or any damage
 //! at all in a sealed segment) is [`LogError::Corrupt`]: open refuses, naming the file and
 //! offset, rather than dropping records that were completely written.
 //!
@@ -84,8 +86,9 @@ pub struct Position {
 pub struct Replay {
     /// Every record of every segment, in log order, with where it starts.
     pub records: Vec<(Position, Vec<u8>)>,
-    /// The newest segment and the length it was truncated to, if it ended in a torn tail.
-    pub truncated: Option<(PathBuf, u64)>,
+    /// The newest segment and the length of its records, if a torn tail follows them (still on
+    /// disk until [`SegmentLog::cut_torn_tail`] or the first append).
+    pub torn_tail: Option<(PathBuf, u64)>,
 }
 
 /// Why the log could not be opened, appended to or synced.
@@ -177,8 +180,10 @@ struct Newest {
     file: Box<dyn VfsFile>,
     /// Bytes of records in the segment, including un-synced appends: where the next goes.
     len: u64,
-    /// The file's length: `len` plus the preallocated zeros after it.
+    /// The file's length: `len` plus the preallocated zeros after it, or the torn tail.
     allocated: u64,
+    /// Bytes after `len` are a torn tail, not zeros, until `cut_torn_tail` removes them.
+    torn: bool,
 }
 
 /// An open log, the only writer of its segments (the caller holds the directory lock).
@@ -199,8 +204,8 @@ pub struct SegmentLog {
 
 impl SegmentLog {
     /// Opens the log `prefix` in the existing directory `dir` and replays it (see the module
-    /// docs for the recovery rule). A torn tail of the newest segment is truncated and the
-    /// truncation synced before this returns. A directory with no segment is an empty log: the
+    /// docs for the recovery rule). Reads only: a torn tail of the newest segment is reported in
+    /// [`Replay::torn_tail`] and left for [`SegmentLog::cut_torn_tail`]. A directory with no segment is an empty log: the
     /// first segment is created by the first append.
     ///
     /// A segment is closed once appending a record would take it past `segment_max_bytes`; a
@@ -229,7 +234,7 @@ impl SegmentLog {
         };
         let mut replay = Replay {
             records: Vec::new(),
-            truncated: None,
+            torn_tail: None,
         };
         let count = log.segments.len();
         for (i, &id) in log.segments.iter().enumerate() {
@@ -240,8 +245,8 @@ impl SegmentLog {
         Ok((log, replay))
     }
 
-    /// Reads segment `id` into `replay`; for the newest segment, truncates a torn tail and
-    /// returns the open segment.
+    /// Reads segment `id` into `replay`; for the newest segment, notes a torn tail and returns
+    /// the open segment.
     fn replay_segment(
         &self,
         id: u64,
@@ -294,23 +299,16 @@ impl SegmentLog {
         if sealed {
             return Ok(None);
         }
-        let mut allocated = len;
         if torn {
-            // Synced now, before any append lands after the cut: otherwise a crash could bring
-            // the torn bytes back in front of records appended later.
-            file.set_len(valid_len)
-                .map_err(io_err("truncating the torn tail of", &path))?;
-            file.sync_all()
-                .map_err(io_err("syncing the truncation of", &path))?;
-            replay.truncated = Some((path.clone(), valid_len));
-            allocated = valid_len;
+            replay.torn_tail = Some((path.clone(), valid_len));
         }
         Ok(Some(Newest {
             id,
             path,
             file,
             len: valid_len,
-            allocated,
+            allocated: len,
+            torn,
         }))
     }
 
@@ -333,7 +331,36 @@ impl SegmentLog {
         self.poison_on_error(result)
     }
 
+    /// Truncates the torn tail [`SegmentLog::open`] found after the newest segment's records,
+    /// if any, and syncs the truncation. Synced before anything is appended after the cut:
+    /// otherwise a crash could bring the torn bytes back in front of records appended later.
+    /// An I/O error poisons the log.
+    pub fn cut_torn_tail(&mut self) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let Some(newest) = self.newest.as_mut().filter(|n| n.torn) else {
+            return Ok(());
+        };
+        let result = newest
+            .file
+            .set_len(newest.len)
+            .map_err(io_err("truncating the torn tail of", &newest.path))
+            .and_then(|()| {
+                newest
+                    .file
+                    .sync_all()
+                    .map_err(io_err("syncing the truncation of", &newest.path))
+            });
+        if result.is_ok() {
+            newest.allocated = newest.len;
+            newest.torn = false;
+        }
+        self.poison_on_error(result)
+    }
+
     fn append_frame(&mut self, bytes: &[u8]) -> Result<Position, LogError> {
+        self.cut_torn_tail()?;
         let frame_len = to_u64(bytes.len());
         let needs_new = match &self.newest {
             None => true,
@@ -412,6 +439,7 @@ impl SegmentLog {
             file,
             len: 0,
             allocated: 0,
+            torn: false,
         });
         Ok(())
     }

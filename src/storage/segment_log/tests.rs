@@ -89,7 +89,7 @@ fn image(fs: &SimFs) -> Vec<(PathBuf, Vec<u8>)> {
 fn round_trip_across_rotations() {
     let fs = fresh();
     let (mut log, replay) = open(&fs).unwrap();
-    assert!(replay.records.is_empty() && replay.truncated.is_none());
+    assert!(replay.records.is_empty() && replay.torn_tail.is_none());
     let mut positions = write_synced(&mut log, 20);
     // A record over the maximum goes alone in a fresh segment, and the next one moves on.
     let big = vec![7; 100];
@@ -118,7 +118,7 @@ fn round_trip_across_rotations() {
     assert_eq!(payloads(&replay), expected);
     let replayed: Vec<Position> = replay.records.iter().map(|(p, _)| *p).collect();
     assert_eq!(replayed, positions);
-    assert_eq!(replay.truncated, None);
+    assert_eq!(replay.torn_tail, None);
     // Appends continue in the newest segment.
     let next = log.append(b"next").unwrap();
     assert_eq!(next.segment, after.segment);
@@ -177,11 +177,19 @@ fn torn_tail_at_every_offset_is_truncated_durably() {
             .next_back()
             .unwrap_or(0);
         let expected: Vec<Vec<u8>> = (0..kept).map(record).collect();
-        let (_, replay) = open(&fs).unwrap();
+        let before = read(&fs, &path);
+        let (mut log, replay) = open(&fs).unwrap();
         assert_eq!(payloads(&replay), expected, "cut at {cut}");
-        let truncated = (valid < cut).then(|| (path.clone(), valid));
-        assert_eq!(replay.truncated, truncated, "cut at {cut}");
-        // The truncation is durable: a crash right after open keeps it.
+        let torn = (valid < cut).then(|| (path.clone(), valid));
+        assert_eq!(replay.torn_tail, torn, "cut at {cut}");
+        assert_eq!(
+            read(&fs, &path),
+            before,
+            "cut at {cut}: open changed the segment"
+        );
+        log.cut_torn_tail().unwrap();
+        drop(log);
+        // The truncation is durable: a crash right after the cut keeps it.
         let fs = Arc::new(fs.crash(0, CrashMode::DropUnsynced));
         assert_eq!(read(&fs, &path).len(), usize::try_from(valid).unwrap());
         let states: Vec<_> = (0..3)
@@ -191,9 +199,57 @@ fn torn_tail_at_every_offset_is_truncated_durably() {
             })
             .collect();
         assert_eq!(payloads(&states[0].0), expected, "cut at {cut}");
-        assert_eq!(states[0].0.truncated, None);
+        assert_eq!(states[0].0.torn_tail, None);
         assert!(states.iter().all(|s| *s == states[0]), "cut at {cut}");
     }
+}
+
+/// An append after an open that found a torn tail, with no `cut_torn_tail` in between, cuts
+/// the tail first: the new record follows the last complete one, and no torn byte is left
+/// after it to be read back as damage.
+#[test]
+fn an_append_after_a_torn_tail_cuts_it_first() {
+    // One segment for every record, so the append lands where the tail was.
+    let open = |fs: &Arc<SimFs>| {
+        SegmentLog::open(
+            Arc::clone(fs) as Arc<dyn Vfs>,
+            dir(),
+            "wal",
+            4 * PREALLOCATE,
+        )
+    };
+    let fs = fresh();
+    let (mut log, _) = open(&fs).unwrap();
+    let positions = write_synced(&mut log, 3);
+    let path = log.segment_path(positions[2].segment);
+    drop(log);
+    let end = positions[2].offset + frame_len(record(2).len());
+    let mut bytes = read(&fs, &path);
+    bytes.truncate(usize::try_from(end).unwrap());
+    // A frame header claiming 200 bytes, then only 100 of them: an interrupted append, longer
+    // than the record that follows it.
+    bytes.extend_from_slice(&[200, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+    bytes.extend_from_slice(&[0xa5; 100]);
+    overwrite(&fs, &path, &bytes);
+
+    let (mut log, replay) = open(&fs).unwrap();
+    assert_eq!(replay.torn_tail, Some((path.clone(), end)));
+    let pos = log.append(&record(3)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(
+        pos,
+        Position {
+            segment: positions[2].segment,
+            offset: end
+        },
+        "the record takes the torn tail's place"
+    );
+    drop(log);
+
+    let fs = Arc::new(fs.crash(0, CrashMode::DropUnsynced));
+    let (_, replay) = open(&fs).unwrap();
+    assert_eq!(payloads(&replay), (0..4).map(record).collect::<Vec<_>>());
+    assert_eq!(replay.torn_tail, None);
 }
 
 /// Opens `fs`, requiring `Corrupt`; returns its path and offset.
@@ -241,7 +297,7 @@ fn bit_flips_in_sealed_segments_and_mid_newest_are_corruption() {
                 // Indistinguishable from a torn write: truncated, nothing after it is lost.
                 let (_, replay) = open(&fs).unwrap();
                 assert_eq!(replay.records.len(), 9);
-                assert_eq!(replay.truncated, Some((path.clone(), positions[9].offset)));
+                assert_eq!(replay.torn_tail, Some((path.clone(), positions[9].offset)));
             } else {
                 assert_eq!(corrupt_at(&fs), (path.clone(), positions[i].offset));
             }
@@ -475,7 +531,7 @@ fn records_land_in_zeros_written_ahead_and_sealing_trims_them() {
     let (mut log, replay) =
         SegmentLog::open(Arc::clone(&vfs), dir(), "wal", 4 * PREALLOCATE).unwrap();
     assert_eq!(payloads(&replay), (0..40).map(record).collect::<Vec<_>>());
-    assert_eq!(replay.truncated, None);
+    assert_eq!(replay.torn_tail, None);
     assert_eq!(read(&fs, &path).len(), synced_len, "open kept the zeros");
     // A record longer than the margin is written whole; the zeros stop at the segment's
     // maximum size.
@@ -502,5 +558,5 @@ fn records_land_in_zeros_written_ahead_and_sealing_trims_them() {
     drop(log);
     let (_, replay) = SegmentLog::open(vfs, dir(), "wal", 4 * PREALLOCATE).unwrap();
     assert_eq!(replay.records.len(), 43);
-    assert_eq!(replay.truncated, None);
+    assert_eq!(replay.torn_tail, None);
 }
