@@ -9,6 +9,7 @@
 
 mod chain;
 mod committers;
+mod count;
 mod gc;
 mod group_commit;
 mod oracle;

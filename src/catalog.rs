@@ -20,7 +20,7 @@ use crate::gc::DirtySet;
 use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::{is_visible, Timestamp};
-use crate::sync::{Arc, AtomicU64, ConcurrentMap, Ordering};
+use crate::sync::{fence, Arc, AtomicU64, ConcurrentMap, Ordering};
 
 /// The documents of one incarnation of a collection.
 #[derive(Debug)]
@@ -29,10 +29,14 @@ pub(crate) struct CollectionStore {
     // The counters below are written by every commit to this collection; each is padded to its
     // own cache line so those writes do not evict the map header every read loads.
     /// Commit timestamp of the latest commit that wrote to this incarnation (or dropped it).
-    /// Written by the commit path under the commit lock (Relaxed: read only under the same lock,
-    /// by serializable validation).
+    /// Written by the commit path under the commit lock, each time *before* that commit changes
+    /// `live_docs`, with a Release fence between the two. Read by serializable validation under
+    /// the same lock (Relaxed), and without it by [`CollectionStore::live_docs_at`], which
+    /// reads it before and after `live_docs` like a sequence lock (Acquire, then an Acquire
+    /// fence that pairs with the writer's).
     pub(crate) last_write: CachePadded<AtomicU64>,
-    /// Live documents at the latest commit. Written under the commit lock; read by `stats`.
+    /// Live documents at the latest commit. Written under the commit lock, after
+    /// `last_write`; read by `stats` (Relaxed: a counter) and by `live_docs_at` (see there).
     pub(crate) live_docs: CachePadded<AtomicU64>,
     /// Versions linked in this incarnation's chains. Incremented under the commit lock,
     /// decremented by GC; read by `stats` (all Relaxed: counters only).
@@ -54,6 +58,24 @@ impl CollectionStore {
 
     pub(crate) fn last_write(&self) -> Timestamp {
         Timestamp(self.last_write.load(Ordering::Relaxed))
+    }
+
+    /// The number of documents live at `ts`, without a walk, if no commit after `ts` has
+    /// written to this store; `None` otherwise.
+    ///
+    /// Every commit at or before a snapshot's timestamp was installed before that timestamp
+    /// was published, so `live_docs` counts all of them; it counts a later one only once that
+    /// commit has stored its own timestamp in `last_write`, which it does before it changes
+    /// `live_docs`. Reading `last_write` on both sides of the count, with the fences pairing,
+    /// catches any such commit.
+    pub(crate) fn live_docs_at(&self, ts: Timestamp) -> Option<u64> {
+        let before = self.last_write.load(Ordering::Acquire);
+        if before > ts.0 {
+            return None;
+        }
+        let live = self.live_docs.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        (self.last_write.load(Ordering::Relaxed) == before).then_some(live)
     }
 }
 

@@ -204,6 +204,9 @@ pub(crate) fn count_in(catalog: &Catalog, ts: Timestamp, collection: &str) -> us
     let Some(inc) = catalog.visible(collection, ts) else {
         return 0;
     };
+    if let Some(live) = inc.store.live_docs_at(ts) {
+        return usize::try_from(live).unwrap_or(usize::MAX);
+    }
     let guard = epoch::pin();
     let mut n = 0;
     inc.store.chains.for_each(|_, chain| {

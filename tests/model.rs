@@ -712,12 +712,14 @@ fn check_views(engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
             .coll(c)
             .scan()
             .map(|ds| ds.iter().map(pair).collect::<Vec<_>>());
+        let want_latest = model.store.scan_at(c, model.store.ts);
         prop_assert_eq!(
-            latest,
-            Ok(model.store.scan_at(c, model.store.ts)),
-            "latest {:?}",
+            engine.coll(c).len(),
+            Ok(want_latest.len()),
+            "latest len {:?}",
             c
         );
+        prop_assert_eq!(latest, Ok(want_latest), "latest {:?}", c);
         for (s, (snap, ts)) in engine.snaps.iter().zip(&model.snaps).enumerate() {
             prop_assert_eq!(snap.is_some(), ts.is_some());
             if let (Some(snap), Some(ts)) = (snap, ts) {

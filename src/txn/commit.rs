@@ -21,7 +21,7 @@ use crate::error::{ConflictKind, Error, Result};
 use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
 use crate::mvcc::Timestamp;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{fence, Arc, Ordering};
 use crate::txn::log::{CommitLog, EncodedWrite};
 use crate::txn::oracle::CommitSlot;
 use crate::txn::write_set::{ReadSet, WriteSet};
@@ -287,9 +287,15 @@ pub(crate) fn install(
     let live_after = body.is_some();
     // Moved into whichever closure installs it.
     let mut body = Some(body);
+    // Before anything this commit changes is counted: see `CollectionStore::live_docs_at`.
+    let mark_written = || {
+        store.last_write.store(ts.0, Ordering::Relaxed);
+        fence(Ordering::Release);
+    };
     let installed = store.chains.read(id, |chain| {
         let live_before = chain.newest(guard).is_some_and(|(_, live)| live);
         if live_before || live_after {
+            mark_written();
             // The chain now holds a second version (or a tombstone): GC has work there.
             let newly_dirty = chain.install(ts, body.take().flatten(), guard);
             Some((live_before, newly_dirty))
@@ -307,6 +313,7 @@ pub(crate) fn install(
         Some(None) => return,
         None if !live_after => return,
         None => {
+            mark_written();
             store
                 .chains
                 .read_or_insert(id.clone(), VersionChain::new, |c| {
@@ -325,5 +332,4 @@ pub(crate) fn install(
         }
         _ => {}
     }
-    store.last_write.store(ts.0, Ordering::Relaxed);
 }
