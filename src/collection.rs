@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::document::{prepare, Document, IdRule};
+use crate::document::{prepare_checking_size, Document, IdRule};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::DocId;
@@ -144,12 +144,16 @@ impl Collection {
         self.engine.commit_auto(&self.name, writes)
     }
 
+    /// Validates `doc`. On a durable database the size check waits for the commit, which
+    /// serializes the document for the WAL anyway (`CommitLog::encode_write`) and refuses it
+    /// before anything is applied.
     fn prepare(&self, doc: Value, id: Option<&DocId>) -> Result<(DocId, Document)> {
         let rule = match id {
             Some(id) => IdRule::Fixed(id),
             None => IdRule::FromDocumentOrGenerate(&self.engine.ids),
         };
-        prepare(doc, rule, self.engine.options.max_document_size)
+        let max = self.engine.options.max_document_size;
+        prepare_checking_size(doc, rule, (!self.engine.logs_writes()).then_some(max))
     }
 }
 

@@ -132,6 +132,17 @@ pub(crate) fn prepare(
     rule: IdRule<'_>,
     max_size: usize,
 ) -> Result<(DocId, Document)> {
+    prepare_checking_size(value, rule, Some(max_size))
+}
+
+/// [`prepare`], with the size check left to the caller if `max_size` is `None`. Auto-commit
+/// writes to a durable database leave it to `CommitLog::encode_write`, which serializes the
+/// document for the WAL anyway, rather than serialize every document twice.
+pub(crate) fn prepare_checking_size(
+    value: Value,
+    rule: IdRule<'_>,
+    max_size: Option<usize>,
+) -> Result<(DocId, Document)> {
     let Value::Object(mut map) = value else {
         return Err(Error::invalid_document(format!(
             "a document must be a JSON object, not {}",
@@ -160,12 +171,8 @@ pub(crate) fn prepare(
         map = with_id;
     }
     let value = Value::Object(map);
-    let size = encoded_size(&value);
-    if size > max_size {
-        return Err(Error::DocumentTooLarge {
-            size,
-            max: max_size,
-        });
+    if let Some(max) = max_size {
+        check_size(encoded_size(&value), max)?;
     }
     Ok((id, Document(Arc::new(Version::uncommitted(value)))))
 }
@@ -193,6 +200,14 @@ fn check_depth(map: &Map<String, Value>) -> Result<()> {
             Value::Object(o) => o.values().for_each(|c| push(&mut stack, c, depth + 1)),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Refuses a document whose compact JSON takes `size` bytes if that is over `max`.
+pub(crate) fn check_size(size: usize, max: usize) -> Result<()> {
+    if size > max {
+        return Err(Error::DocumentTooLarge { size, max });
     }
     Ok(())
 }

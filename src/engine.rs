@@ -75,6 +75,14 @@ impl Engine {
         }
     }
 
+    /// Whether commits are logged to a WAL (the database is on disk).
+    pub(crate) fn logs_writes(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.persist.is_some();
+        #[cfg(loom)]
+        false
+    }
+
     /// `check_open`, and for a durable database, that no write or sync has failed. Checked
     /// under the commit lock before validation: a failed commit may have left versions that are
     /// installed but never published, which a later commit must not validate against.

@@ -42,6 +42,57 @@ fn commits_survive_reopen_in_every_durability_mode() {
     }
 }
 
+/// On disk the size of an auto-commit write is checked when the commit serializes it for the
+/// WAL, not before: every operation still refuses a document over the limit with its exact
+/// size, before anything is applied or logged, in memory and on disk alike.
+#[test]
+fn documents_over_the_size_limit_are_refused_on_disk_as_in_memory() {
+    let dir = Dir::new("size-limit");
+    let on_disk = || {
+        Database::builder()
+            .max_document_size(1024)
+            .open(&dir.0)
+            .unwrap()
+    };
+    let in_memory = || Database::builder().max_document_size(1024).in_memory();
+    let big = json!({"_id": 9, "big": "x".repeat(2000)});
+    let size = serde_json::to_vec(&big).unwrap().len();
+    for (place, db) in [("on disk", on_disk()), ("in memory", in_memory())] {
+        let c = db.collection("c").unwrap();
+        c.insert(json!({"_id": 1, "a": 1})).unwrap();
+        let before = db.stats().last_commit_ts;
+        let refused: [(&str, snapbase::Result<()>); 5] = [
+            ("insert", c.insert(big.clone()).map(drop)),
+            ("upsert", c.upsert(big.clone()).map(drop)),
+            (
+                "replace",
+                // The same length: `_id` 1 instead of 9.
+                c.replace(1, json!({"_id": 1, "big": "x".repeat(2000)}))
+                    .map(drop),
+            ),
+            (
+                "insert_many",
+                c.insert_many([json!({"_id": 2}), big.clone()]).map(drop),
+            ),
+            ("transaction", db.begin().insert("c", big.clone()).map(drop)),
+        ];
+        for (op, outcome) in refused {
+            assert!(
+                matches!(&outcome, Err(Error::DocumentTooLarge { size: s, max: 1024 }) if *s == size),
+                "{place} {op}: {outcome:?}"
+            );
+        }
+        assert_eq!(db.stats().last_commit_ts, before, "{place}");
+        assert_eq!(c.len().unwrap(), 1, "{place}");
+        assert_eq!(c.get(1).unwrap().unwrap()["a"], 1, "{place}");
+        db.close().unwrap();
+    }
+    let db = on_disk();
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.len().unwrap(), 1, "after reopening");
+    assert!(c.get(2).unwrap().is_none() && c.get(9).unwrap().is_none());
+}
+
 #[test]
 fn checkpoint_then_reopen_and_compaction_keep_the_state() {
     let dir = Dir::new("ckpt");

@@ -59,14 +59,15 @@ impl Engine {
         if writes.is_empty() {
             return self.check_open();
         }
-        let encoded: Vec<Vec<EncodedWrite>> = writes
+        // Checked in size when the transaction took them.
+        let encoded = writes
             .iter()
             .map(|(name, docs)| {
                 docs.iter()
-                    .map(|(id, body)| CommitLog::encode_write(self, name, id, body.as_ref()))
-                    .collect()
+                    .map(|(id, body)| CommitLog::encode_write(self, name, id, body.as_ref(), None))
+                    .collect::<Result<Vec<EncodedWrite>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();
@@ -127,10 +128,12 @@ impl Engine {
         collection: &str,
         writes: Vec<AutoWrite>,
     ) -> Result<Vec<bool>> {
-        let encoded: Vec<EncodedWrite> = writes
+        // `Collection` leaves the size check of a durable database's documents to this.
+        let max = Some(self.options.max_document_size);
+        let encoded = writes
             .iter()
-            .map(|w| CommitLog::encode_write(self, collection, &w.id, w.body.as_ref()))
-            .collect();
+            .map(|w| CommitLog::encode_write(self, collection, &w.id, w.body.as_ref(), max))
+            .collect::<Result<Vec<EncodedWrite>>>()?;
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();

@@ -65,29 +65,41 @@ impl CommitLog {
     }
 
     /// Encodes a put of `body` into `collection` or, for `None`, a delete of `id`, for a
-    /// commit of `engine`. Called before the commit lock is taken: turning a document into
-    /// its JSON bytes is most of the work of building a record, and every committer waits
-    /// for whatever is done under the lock.
+    /// commit of `engine`; with `max_size`, refuses a body whose JSON is longer (the caller
+    /// left the size check to this serialization). Called before the commit lock is taken:
+    /// turning a document into its JSON bytes is most of the work of building a record, and
+    /// every committer waits for whatever is done under the lock.
     pub(crate) fn encode_write(
         engine: &Engine,
         collection: &str,
         id: &DocId,
         body: Option<&Document>,
-    ) -> EncodedWrite {
+        max_size: Option<usize>,
+    ) -> Result<EncodedWrite> {
         #[cfg(not(loom))]
-        return EncodedWrite {
-            op: engine.persist.as_ref().map(|_| match body {
-                Some(doc) => record::put(collection, doc),
+        {
+            if engine.persist.is_none() {
+                return Ok(EncodedWrite { op: None });
+            }
+            let op = match body {
+                Some(doc) => {
+                    let op = record::put(collection, doc);
+                    if let (Some(max), RecordOp::Put { body, .. }) = (max_size, &op) {
+                        crate::document::check_size(body.len(), max)?;
+                    }
+                    op
+                }
                 None => RecordOp::Delete {
                     collection: collection.to_owned(),
                     id: RecordId::from(id),
                 },
-            }),
-        };
+            };
+            Ok(EncodedWrite { op: Some(op) })
+        }
         #[cfg(loom)]
         {
-            let _ = (engine, collection, id, body);
-            EncodedWrite {}
+            let _ = (engine, collection, id, body, max_size);
+            Ok(EncodedWrite {})
         }
     }
 
