@@ -19,6 +19,7 @@ use crossbeam_utils::CachePadded;
 use crate::gc::DirtySet;
 use crate::id::DocId;
 use crate::mvcc::chain::VersionChain;
+use crate::mvcc::count::CountHistory;
 use crate::mvcc::{is_visible, Timestamp};
 use crate::sync::{fence, Arc, AtomicU64, ConcurrentMap, Ordering};
 
@@ -38,6 +39,9 @@ pub(crate) struct CollectionStore {
     /// Live documents at the latest commit. Written under the commit lock, after
     /// `last_write`; read by `stats` (Relaxed: a counter) and by `live_docs_at` (see there).
     pub(crate) live_docs: CachePadded<AtomicU64>,
+    /// `live_docs` after each of the last commits that changed it, for `live_docs_at` at
+    /// snapshots that newer commits have passed.
+    pub(crate) live_history: CountHistory,
     /// Versions linked in this incarnation's chains. Incremented under the commit lock,
     /// decremented by GC; read by `stats` (all Relaxed: counters only).
     pub(crate) versions: CachePadded<AtomicU64>,
@@ -51,6 +55,7 @@ impl CollectionStore {
             chains: ConcurrentMap::default(),
             last_write: CachePadded::new(AtomicU64::new(0)),
             live_docs: CachePadded::new(AtomicU64::new(0)),
+            live_history: CountHistory::default(),
             versions: CachePadded::new(AtomicU64::new(0)),
             dirty: CachePadded::default(),
         }
@@ -60,8 +65,9 @@ impl CollectionStore {
         Timestamp(self.last_write.load(Ordering::Relaxed))
     }
 
-    /// The number of documents live at `ts`, without a walk, if no commit after `ts` has
-    /// written to this store; `None` otherwise.
+    /// The number of documents live at `ts`, without a walk: from `live_docs` if no commit
+    /// after `ts` has written to this store, else from `live_history` if it reaches back to
+    /// `ts`; `None` if neither can tell.
     ///
     /// Every commit at or before a snapshot's timestamp was installed before that timestamp
     /// was published, so `live_docs` counts all of them; it counts a later one only once that
@@ -70,12 +76,14 @@ impl CollectionStore {
     /// catches any such commit.
     pub(crate) fn live_docs_at(&self, ts: Timestamp) -> Option<u64> {
         let before = self.last_write.load(Ordering::Acquire);
-        if before > ts.0 {
-            return None;
+        if before <= ts.0 {
+            let live = self.live_docs.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.last_write.load(Ordering::Relaxed) == before {
+                return Some(live);
+            }
         }
-        let live = self.live_docs.load(Ordering::Relaxed);
-        fence(Ordering::Acquire);
-        (self.last_write.load(Ordering::Relaxed) == before).then_some(live)
+        self.live_history.at(ts)
     }
 }
 
@@ -191,5 +199,43 @@ impl Catalog {
         }
         next.entries.retain(|_, incs| !incs.is_empty());
         Some((next, versions))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// What the commit path does for commit `ts`, as seen by the counters: mark the store
+    /// written, change the count, then record the new count.
+    fn commit(store: &CollectionStore, ts: u64, live: u64) {
+        store.last_write.store(ts, Ordering::Relaxed);
+        store.live_docs.store(live, Ordering::Relaxed);
+        store.live_history.record(Timestamp(ts), live);
+    }
+
+    #[test]
+    fn live_docs_at_answers_from_the_counter_then_the_history() {
+        let store = CollectionStore::new();
+        assert_eq!(store.live_docs_at(Timestamp(0)), Some(0), "never written");
+        commit(&store, 2, 5);
+        commit(&store, 4, 7);
+        assert_eq!(store.live_docs_at(Timestamp(4)), Some(7), "no newer commit");
+        assert_eq!(store.live_docs_at(Timestamp(9)), Some(7));
+        assert_eq!(
+            store.live_docs_at(Timestamp(3)),
+            Some(5),
+            "from the history"
+        );
+        assert_eq!(
+            store.live_docs_at(Timestamp(1)),
+            None,
+            "before anything recorded"
+        );
+        // A commit installed but not yet recorded (or published): the history still answers
+        // for the published timestamps.
+        store.last_write.store(5, Ordering::Relaxed);
+        store.live_docs.store(8, Ordering::Relaxed);
+        assert_eq!(store.live_docs_at(Timestamp(4)), Some(7));
     }
 }

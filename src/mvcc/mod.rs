@@ -4,6 +4,7 @@
 //! Knows nothing about collections, transactions or files.
 
 pub(crate) mod chain;
+pub(crate) mod count;
 pub(crate) mod registry;
 pub(crate) mod version;
 

@@ -110,9 +110,11 @@ impl Engine {
             self.catalog.store(Arc::new(next));
         }
         for (store, docs) in targets {
+            let live_before = store.live_docs.load(Ordering::Relaxed);
             for (id, body) in docs {
                 install(&store, id, body.clone(), slot.ts(), &guard);
             }
+            note_live_count(&store, live_before, slot.ts());
         }
         drop(guard);
         log.commit(self, slot)?;
@@ -176,11 +178,13 @@ impl Engine {
             self.catalog.store(Arc::new(next));
             store
         });
+        let live_before = store.live_docs.load(Ordering::Relaxed);
         for (w, &ok) in writes.into_iter().zip(&applied) {
             if ok {
                 install(&store, &w.id, w.body, slot.ts(), &guard);
             }
         }
+        note_live_count(&store, live_before, slot.ts());
         drop(guard);
         log.commit(self, slot)?;
         self.free_after_commit(applied.iter().filter(|&&a| a).count());
@@ -276,6 +280,15 @@ fn create(
     let (updated, store) = next.as_ref().unwrap_or(catalog).with_created(name, ts);
     *next = Some(updated);
     store
+}
+
+/// Records `store`'s live count in its history if commit `ts` changed it: after the commit's
+/// installs, before it is published (see `CountHistory`).
+fn note_live_count(store: &CollectionStore, before: u64, ts: Timestamp) {
+    let after = store.live_docs.load(Ordering::Relaxed);
+    if after != before {
+        store.live_history.record(ts, after);
+    }
 }
 
 /// Prepends one version and keeps the store's counters. Deleting a document that is not live
