@@ -65,7 +65,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::storage::frame::MAX_FRAME_LEN;
 use crate::wal::record::RecordId;
@@ -118,7 +118,7 @@ pub(crate) enum Entry {
     /// A collection's state as of the run. Sorts before every document of that collection.
     Collection {
         /// The collection's name.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "crate::wal::record::bytes::string_from_input")]
         name: String,
         /// Whether it exists, and since when.
         state: CollectionState,
@@ -126,15 +126,19 @@ pub(crate) enum Entry {
     /// A document version.
     Doc {
         /// The name of the collection holding the document.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "crate::wal::record::bytes::string_from_input")]
         collection: String,
         /// The document's `_id`.
         id: RecordId,
         /// The commit timestamp of this version.
         ts: u64,
-        /// The document's compact JSON, `None` for a tombstone (a delete). Read as a sequence,
-        /// so its preallocation is capped by serde rather than sized from the claimed length.
-        #[serde(serialize_with = "crate::wal::record::opt_bytes_at_once")]
+        /// The document's compact JSON, `None` for a tombstone (a delete). Read as a slice of
+        /// the input (`wal::record::bytes`), so a claimed length allocates nothing the input
+        /// does not hold.
+        #[serde(
+            serialize_with = "crate::wal::record::bytes::opt_bytes_at_once",
+            deserialize_with = "crate::wal::record::bytes::opt_bytes_from_input"
+        )]
         body: Option<Vec<u8>>,
     },
 }
@@ -221,14 +225,6 @@ enum RunFrame<'a> {
         /// The greatest timestamp of any entry ([`Entry::ts`]), 0 if there are none.
         max_ts: u64,
     },
-}
-
-/// Deserializes a `String` from the bytes a serialized `str` consists of (in bincode a varint
-/// length, then the bytes, the same as a `Vec<u8>`), so a claimed length reserves no more than
-/// serde's capped preallocation; the bytes must be UTF-8. The same defence as `wal::record`'s.
-fn string_from_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let bytes = Vec::<u8>::deserialize(d)?;
-    String::from_utf8(bytes).map_err(serde::de::Error::custom)
 }
 
 /// What a completely written run holds.

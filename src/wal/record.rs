@@ -34,7 +34,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::document::Document;
 use crate::id::DocId;
@@ -65,19 +65,22 @@ pub(crate) enum RecordOp {
     /// Inserts or replaces a document.
     Put {
         /// The collection's name.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "bytes::string_from_input")]
         collection: String,
         /// The document's `_id`.
         id: RecordId,
-        /// The whole document, `_id` included, as compact JSON. Read as a sequence, so its
-        /// preallocation is capped by serde rather than sized from the claimed length.
-        #[serde(serialize_with = "bytes_at_once")]
+        /// The whole document, `_id` included, as compact JSON. Read as a slice of the input
+        /// (`bytes`), so a claimed length allocates nothing the input does not hold.
+        #[serde(
+            serialize_with = "bytes::bytes_at_once",
+            deserialize_with = "bytes::bytes_from_input"
+        )]
         body: Vec<u8>,
     },
     /// Deletes a document.
     Delete {
         /// The collection's name.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "bytes::string_from_input")]
         collection: String,
         /// The deleted document's `_id`.
         id: RecordId,
@@ -85,13 +88,13 @@ pub(crate) enum RecordOp {
     /// Drops a collection and every document in it.
     DropCollection {
         /// The collection's name.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "bytes::string_from_input")]
         collection: String,
     },
     /// Creates a new incarnation of a collection; comes before the first `Put` into it.
     CreateCollection {
         /// The collection's name.
-        #[serde(deserialize_with = "string_from_bytes")]
+        #[serde(deserialize_with = "bytes::string_from_input")]
         collection: String,
     },
 }
@@ -102,7 +105,7 @@ pub(crate) enum RecordId {
     /// An integer id.
     Int(i64),
     /// A string id.
-    Str(#[serde(deserialize_with = "string_from_bytes")] String),
+    Str(#[serde(deserialize_with = "bytes::string_from_input")] String),
 }
 
 impl From<&DocId> for RecordId {
@@ -184,42 +187,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<CommitRecord, RecordError> {
     Ok(record)
 }
 
-/// Serializes bytes with one `serialize_bytes` call: in bincode the same encoding as the
-/// default sequence of `u8`s (a varint length, then the bytes) written in one copy instead of one
-/// call per byte.
-pub(crate) fn bytes_at_once<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bytes(bytes)
-}
-
-/// `bytes_at_once` for an optional body.
-#[allow(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes a reference to the field"
-)]
-pub(crate) fn opt_bytes_at_once<S: serde::Serializer>(
-    bytes: &Option<Vec<u8>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    struct AtOnce<'a>(&'a [u8]);
-    impl Serialize for AtOnce<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
-    match bytes {
-        Some(b) => s.serialize_some(&AtOnce(b)),
-        None => s.serialize_none(),
-    }
-}
-
-/// Deserializes a `String` from the bytes a serialized `str` consists of (in bincode a varint
-/// length, then the bytes, the same as a `Vec<u8>`), so a claimed length reserves no more than
-/// serde's capped preallocation; the bytes must be UTF-8.
-fn string_from_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let bytes = Vec::<u8>::deserialize(d)?;
-    String::from_utf8(bytes).map_err(serde::de::Error::custom)
-}
-
 /// Why a commit record could not be decoded.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -286,5 +253,6 @@ impl std::error::Error for RecordError {
     }
 }
 
+pub(crate) mod bytes;
 #[cfg(test)]
 mod tests;

@@ -241,7 +241,8 @@ fn huge_claimed_lengths_fail_without_allocating() {
     // ts 0, one Put into "c", id 0, a body claiming 2^60 bytes.
     let mut body = vec![RECORD_FORMAT, 0, 1, 0, 1, b'c', 0, 0];
     body.extend(huge_len(claim));
-    // Just under the limit: bincode lets it through, serde's capped preallocation holds.
+    // Just under the limit: bincode lets the length through, then finds the input too short
+    // for it before anything is allocated.
     let mut body_under_limit = vec![RECORD_FORMAT, 0, 1, 0, 1, b'c', 0, 0];
     body_under_limit.extend(huge_len(60 << 20));
     for input in [ops, name, body, body_under_limit] {
