@@ -159,11 +159,46 @@ pub(crate) fn put(collection: &str, doc: &Document) -> RecordOp {
 ///
 /// Never: serializing these types into a `Vec` cannot fail.
 pub(crate) fn encode(record: &CommitRecord) -> Vec<u8> {
-    let mut out = vec![RECORD_FORMAT];
+    // Sized once: the commit path encodes under the commit lock, where growing the buffer a
+    // doubling at a time would be several reallocations per commit.
+    let mut out = Vec::with_capacity(encoded_len_bound(record));
+    out.push(RECORD_FORMAT);
     // No limit here: the writer checks the framed length against the frame maximum.
     bincode::serde::encode_into_std_write(record, &mut out, bincode::config::standard())
         .unwrap_or_else(|e| unreachable!("encoding a commit record into memory failed: {e}"));
     out
+}
+
+/// At least the length [`encode`] produces for `record`: a bincode varint takes at most 9
+/// bytes, an enum tag at most 1 (fewer than 251 variants), a byte field its varint length and
+/// its bytes.
+fn encoded_len_bound(record: &CommitRecord) -> usize {
+    const VARINT: usize = 9;
+    let field = |bytes: usize| VARINT + bytes;
+    let id = |id: &RecordId| match id {
+        RecordId::Int(_) => 1 + VARINT,
+        RecordId::Str(s) => 1 + field(s.len()),
+    };
+    let ops: usize = record
+        .ops
+        .iter()
+        .map(|op| {
+            1 + match op {
+                RecordOp::Put {
+                    collection,
+                    id: doc,
+                    body,
+                } => field(collection.len()) + id(doc) + field(body.len()),
+                RecordOp::Delete {
+                    collection,
+                    id: doc,
+                } => field(collection.len()) + id(doc),
+                RecordOp::DropCollection { collection }
+                | RecordOp::CreateCollection { collection } => field(collection.len()),
+            }
+        })
+        .sum();
+    1 + VARINT + VARINT + ops
 }
 
 /// Decodes a record written by [`encode`]. Never panics, whatever `bytes` hold, and reserves

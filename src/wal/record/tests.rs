@@ -111,6 +111,8 @@ proptest! {
     #[test]
     fn records_round_trip(record in commit_record()) {
         let bytes = encode(&record);
+        // The buffer was sized once: the bound held, so it never grew.
+        prop_assert_eq!(bytes.capacity(), encoded_len_bound(&record));
         prop_assert_eq!(bytes[0], RECORD_FORMAT);
         prop_assert_eq!(decode(&bytes).unwrap(), record);
     }
