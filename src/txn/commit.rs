@@ -68,6 +68,10 @@ impl Engine {
                     .collect::<Result<Vec<EncodedWrite>>>()
             })
             .collect::<Result<Vec<_>>>()?;
+        // Allocated before the lock: room for every write and a creation per collection.
+        let ops = encoded.iter().map(|e| e.len() + 1).sum();
+        let mut log = CommitLog::with_capacity(self, ops);
+        let mut targets = Vec::with_capacity(encoded.len());
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();
@@ -86,9 +90,7 @@ impl Engine {
             validate_reads(&catalog, reads, read_ts, &guard)?;
         }
 
-        let mut targets = Vec::new();
         let mut next_catalog: Option<Catalog> = None;
-        let mut log = CommitLog::new(self);
         // `encoded` follows the same iteration of the same unchanged write set.
         for ((name, docs), encoded) in writes.iter().zip(encoded) {
             let store = match catalog.current(name) {
@@ -136,6 +138,10 @@ impl Engine {
             .iter()
             .map(|w| CommitLog::encode_write(self, collection, &w.id, w.body.as_ref(), max))
             .collect::<Result<Vec<EncodedWrite>>>()?;
+        // Allocated before the lock, which every committer waits for: one more operation in
+        // case the collection is created.
+        let mut log = CommitLog::with_capacity(self, encoded.len() + 1);
+        let mut applied = Vec::with_capacity(writes.len());
         let slot = self.oracle.begin_commit();
         self.check_writable()?;
         let catalog = self.catalog.load_full();
@@ -144,7 +150,6 @@ impl Engine {
             .current(collection)
             .map(|inc| Arc::clone(&inc.store));
 
-        let mut applied = Vec::with_capacity(writes.len());
         for w in &writes {
             let exists = current
                 .as_deref()
@@ -163,7 +168,6 @@ impl Engine {
         if !applied.iter().any(|&a| a) {
             return Ok(applied);
         }
-        let mut log = CommitLog::new(self);
         if current.is_none() {
             log.create(collection);
         }

@@ -31,13 +31,19 @@ pub(crate) struct CommitLog {
 impl CommitLog {
     /// An empty log for a commit of `engine`; it records only if the engine is durable.
     pub(crate) fn new(engine: &Engine) -> Self {
+        Self::with_capacity(engine, 0)
+    }
+
+    /// [`CommitLog::new`] with room for `ops` operations, so that a log built under the commit
+    /// lock need not grow there.
+    pub(crate) fn with_capacity(engine: &Engine, ops: usize) -> Self {
         #[cfg(not(loom))]
         return Self {
-            ops: engine.persist.as_ref().map(|_| Vec::new()),
+            ops: engine.persist.as_ref().map(|_| Vec::with_capacity(ops)),
         };
         #[cfg(loom)]
         {
-            let _ = engine;
+            let _ = (engine, ops);
             Self {}
         }
     }
