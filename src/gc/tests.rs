@@ -7,15 +7,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Freeing;
-use crate::{Database, GcPolicy};
+use crate::{Collection, Database, Document, GcPolicy};
 
-#[test]
-fn passes_free_the_versions_they_unlink() {
+/// A database whose document 1 has been replaced once, and a handle on its old version (held
+/// by the chain and by the test, until GC frees the chain's).
+fn one_superseded_version() -> (Database, Collection, Document) {
     let db = Database::builder().gc(GcPolicy::Manual).in_memory();
     let c = db.collection("c").unwrap();
     c.insert(json!({"_id": 1, "v": 0})).unwrap();
     let old = c.get(1).unwrap().unwrap();
     c.replace(1, json!({"v": 1})).unwrap();
+    (db, c, old)
+}
+
+#[test]
+fn passes_free_the_versions_they_unlink() {
+    let (db, _c, old) = one_superseded_version();
     assert_eq!(old.handles(), 2);
     assert_eq!(db.gc().versions_reclaimed, 1);
     // Usually the pass that unlinked it frees it; when other tests keep the epoch from
@@ -31,11 +38,7 @@ fn passes_free_the_versions_they_unlink() {
 
 #[test]
 fn background_passes_leave_the_frees_to_the_next_commits() {
-    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
-    let c = db.collection("c").unwrap();
-    c.insert(json!({"_id": 1, "v": 0})).unwrap();
-    let old = c.get(1).unwrap().unwrap();
-    c.replace(1, json!({"v": 1})).unwrap();
+    let (db, c, old) = one_superseded_version();
     let engine = db.engine();
     assert_eq!(engine.gc_pass(Freeing::Committers).versions_reclaimed, 1);
     // The pass ended without freeing it, whether or not the collector has handed it to the
