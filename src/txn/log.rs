@@ -70,11 +70,11 @@ impl CommitLog {
         let _ = write;
     }
 
-    /// Encodes a put of `body` into `collection` or, for `None`, a delete of `id`, for a
-    /// commit of `engine`; with `max_size`, refuses a body whose JSON is longer (the caller
-    /// left the size check to this serialization). Called before the commit lock is taken:
-    /// turning a document into its JSON bytes is most of the work of building a record, and
-    /// every committer waits for whatever is done under the lock.
+    /// Encodes a put of `body` (document `id`) into `collection` or, for `None`, a delete of
+    /// `id`, for a commit of `engine`; with `max_size`, refuses a body whose JSON is longer
+    /// (the caller left the size check to this serialization). Called before the commit lock
+    /// is taken: encoding needs no order, and every committer waits for whatever is done
+    /// under the lock.
     pub(crate) fn encode_write(
         engine: &Engine,
         collection: &str,
@@ -89,11 +89,11 @@ impl CommitLog {
             }
             let op = match body {
                 Some(doc) => {
-                    let op = record::put(collection, doc);
-                    if let (Some(max), RecordOp::Put { body, .. }) = (max_size, &op) {
-                        crate::document::check_size(body.len(), max)?;
+                    let json = record::json_body(doc);
+                    if let Some(max) = max_size {
+                        crate::document::check_size(json.len(), max)?;
                     }
-                    op
+                    record::put(collection, id, json)
                 }
                 None => RecordOp::Delete {
                     collection: collection.to_owned(),

@@ -141,14 +141,18 @@ impl RecordOp {
     }
 }
 
-/// A `Put` of `doc` into `collection`, its body the document's compact JSON.
-pub(crate) fn put(collection: &str, doc: &Document) -> RecordOp {
-    let body = serde_json::to_vec(doc.as_value())
+/// The body a `Put` of `doc` logs: the document's compact JSON.
+pub(crate) fn json_body(doc: &Document) -> Vec<u8> {
+    serde_json::to_vec(doc.as_value())
         // A `Value` always serializes: its map keys are strings and it holds no other types.
-        .unwrap_or_else(|e| unreachable!("a JSON value failed to serialize: {e}"));
+        .unwrap_or_else(|e| unreachable!("a JSON value failed to serialize: {e}"))
+}
+
+/// A `Put` into `collection` of document `id`, whose body is `body` ([`json_body`]).
+pub(crate) fn put(collection: &str, id: &DocId, body: Vec<u8>) -> RecordOp {
     RecordOp::Put {
         collection: collection.to_owned(),
-        id: RecordId::from(&doc.id()),
+        id: RecordId::from(id),
         body,
     }
 }

@@ -70,7 +70,7 @@ fn collection() -> impl Strategy<Value = String> {
 
 fn record_op() -> impl Strategy<Value = RecordOp> {
     prop_oneof![
-        (collection(), document()).prop_map(|(c, d)| put(&c, &d)),
+        (collection(), document()).prop_map(|(c, d)| put(&c, &d.id(), json_body(&d))),
         (collection(), doc_id()).prop_map(|(collection, id)| RecordOp::Delete {
             collection,
             id: RecordId::from(&id),
@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn documents_read_back_equal(collection in collection(), doc in document()) {
-        let op = put(&collection, &doc);
+        let op = put(&collection, &doc.id(), json_body(&doc));
         let record = CommitRecord { ts: 1, ops: vec![op] };
         let back = decode(&encode(&record)).unwrap();
         let RecordOp::Put { collection: c, id, .. } = &back.ops[0] else {
