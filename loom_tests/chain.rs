@@ -6,7 +6,7 @@ use crossbeam_epoch as epoch;
 use loom::sync::Arc;
 use loom::thread;
 use serde_json::json;
-use snapbase::__loom::{document, Oracle, Retired, VersionChain};
+use snapbase::__loom::{document, Keep, Limbo, Oracle, Retired, VersionChain};
 
 fn version_of(chain: &VersionChain, ts: u64) -> Option<u64> {
     let guard = epoch::pin();
@@ -83,5 +83,54 @@ fn an_install_racing_a_prune_leaves_the_chain_marked_exactly_once() {
         for _ in 0..4 {
             epoch::pin().flush();
         }
+    });
+}
+
+/// GC unlinks a version that lies between two snapshots (`prune_keeping`) while a reader at the
+/// older snapshot walks the chain. The reader still gets its version, whichever link it loads
+/// (through the unlinked version, whose own link is left alone, or past it), and the unlinked
+/// version is retired once, after the reader is done with it.
+#[test]
+fn unlinking_a_version_between_snapshots_races_readers() {
+    loom::model(|| {
+        let chain = Arc::new(VersionChain::new());
+        {
+            let guard = epoch::pin();
+            for v in 1..=3_u64 {
+                chain.install(v.into(), Some(document(json!({ "v": v }))), &guard);
+            }
+        }
+        let old = {
+            let chain = chain.clone();
+            thread::spawn(move || version_of(&chain, 1))
+        };
+        let limbo = std::sync::Arc::new(Limbo::default());
+        // A snapshot is open at 1 and 3 is the latest commit: version 2, visible in [2, 3),
+        // is needed by no snapshot now or later.
+        let freed = {
+            let guard = epoch::pin();
+            let mut retired = Retired::new();
+            let keep = Keep {
+                watermark: 1.into(),
+                visible: 3.into(),
+                open: &[1],
+            };
+            let pruned = chain.prune_keeping(&keep, &guard, &mut retired);
+            retired.defer_into(&limbo, &guard);
+            pruned.freed
+        };
+        assert_eq!(old.join().unwrap(), Some(1));
+        assert_eq!(version_of(&chain, 3), Some(3));
+        assert_eq!(
+            version_of(&chain, 2),
+            Some(1),
+            "version 2 is gone from the chain"
+        );
+        assert_eq!(freed, 1, "version 2 is unlinked");
+        assert_eq!(chain.len(&epoch::pin()), 2, "versions 1 and 3 remain");
+        for _ in 0..4 {
+            epoch::pin().flush();
+        }
+        limbo.drain();
     });
 }

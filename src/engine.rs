@@ -36,8 +36,8 @@ pub(crate) struct Engine {
     pub(crate) ids: CachePadded<IdGenerator>,
     /// Versions unlinked by GC since open (Relaxed: a statistic).
     pub(crate) reclaimed: CachePadded<AtomicU64>,
-    /// Serializes GC passes; holds the watermark of the last pass.
-    pub(crate) gc_state: CachePadded<Mutex<Timestamp>>,
+    /// Serializes GC passes; holds the watermark and visible timestamp of the last pass.
+    pub(crate) gc_state: CachePadded<Mutex<crate::gc::LastPass>>,
     /// Versions GC has unlinked whose grace period has passed, until a committer or a pass frees
     /// them (see `gc::Freeing`).
     pub(crate) limbo: PayloadArc<Limbo>,
@@ -58,7 +58,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             ids: CachePadded::new(IdGenerator::default()),
             reclaimed: CachePadded::new(AtomicU64::new(0)),
-            gc_state: CachePadded::new(Mutex::new(Timestamp::ZERO)),
+            gc_state: CachePadded::new(Mutex::new(crate::gc::LastPass::default())),
             limbo: PayloadArc::default(),
             #[cfg(not(loom))]
             gc_worker: crate::gc::Worker::default(),
@@ -76,6 +76,10 @@ impl Engine {
     }
 
     /// Whether commits are logged to a WAL (the database is on disk).
+    #[cfg_attr(
+        loom,
+        allow(clippy::unused_self, reason = "under loom no database is on disk")
+    )]
     pub(crate) fn logs_writes(&self) -> bool {
         #[cfg(not(loom))]
         return self.persist.is_some();

@@ -78,7 +78,7 @@ pub struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::mvcc::chain::{Limbo, Retired, VersionChain};
+    pub use crate::mvcc::chain::{Keep, Limbo, Retired, VersionChain};
     pub use crate::mvcc::registry::SnapshotRegistry;
     pub use crate::txn::oracle::Oracle;
     pub use crate::wal::group::{GroupCommit, GroupLog};

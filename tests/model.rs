@@ -226,7 +226,8 @@ fn found_out(r: Result<bool>) -> Out {
 #[derive(Debug, Default)]
 struct History {
     versions: Vec<(u64, Option<i64>)>,
-    retained: usize,
+    /// Indices into `versions` of those still linked in the engine's chain, oldest first.
+    linked: Vec<usize>,
 }
 
 /// Committed state: every version ever installed.
@@ -276,25 +277,48 @@ impl Store {
             return;
         }
         let h = self.docs.entry((c, id)).or_default();
+        h.linked.push(h.versions.len());
         h.versions.push((self.ts, body));
-        h.retained += 1;
     }
 
-    /// One GC pass at watermark `w`: in each chain keep the newest version at or below `w` and
-    /// everything newer; a chain left holding only a tombstone at or below `w` goes entirely.
-    fn gc(&mut self, w: u64) -> u64 {
+    /// One GC pass at watermark `w`, with snapshots open at `open`: in each chain keep the
+    /// newest version at or below `w`, and of the newer ones those visible to an open snapshot
+    /// or superseded after the latest commit (a later snapshot may need them); a chain left
+    /// holding only a tombstone at or below `w` goes entirely.
+    fn gc(&mut self, w: u64, open: &[u64]) -> u64 {
+        let visible = self.ts;
         let mut freed = 0;
         for h in self.docs.values_mut() {
-            let len = h.versions.len();
-            let start = len - h.retained;
-            if let Some(keep) = (start..len).rev().find(|&i| h.versions[i].0 <= w) {
-                freed += keep - start;
-                h.retained = len - keep;
-                if keep == len - 1 && h.versions[keep].1.is_none() {
+            // The newest version at or below `w` stays, everything older goes.
+            let at_w = h.linked.iter().rposition(|&i| h.versions[i].0 <= w);
+            let mut kept = Vec::new();
+            if let Some(at_w) = at_w {
+                freed += at_w;
+                kept.push(h.linked[at_w]);
+            }
+            let above_w = at_w.map_or(0, |a| a + 1);
+            // Newest first: each version above `w` against the newest kept one above it.
+            let mut above: Option<usize> = None;
+            let mut newer_kept = Vec::new();
+            for &i in h.linked[above_w..].iter().rev() {
+                let ts = h.versions[i].0;
+                let needed = above.is_none_or(|a| {
+                    let superseded = h.versions[a].0;
+                    superseded > visible || open.iter().any(|&s| ts <= s && s < superseded)
+                });
+                if needed {
+                    above = Some(i);
+                    newer_kept.push(i);
+                } else {
                     freed += 1;
-                    h.retained = 0;
                 }
             }
+            kept.extend(newer_kept.into_iter().rev());
+            if at_w.is_some() && kept.len() == 1 && h.versions[kept[0]].1.is_none() {
+                freed += 1;
+                kept.clear();
+            }
+            h.linked = kept;
         }
         let freed = u64::try_from(freed).unwrap();
         self.reclaimed += freed;
@@ -450,13 +474,17 @@ impl Model {
                 None => Out::Skip,
             },
             Op::Gc => {
-                let open = self.txs.iter().flatten().map(|tx| tx.read_ts);
-                let w = open
+                let open: Vec<u64> = self
+                    .txs
+                    .iter()
+                    .flatten()
+                    .map(|tx| tx.read_ts)
                     .chain(self.snaps.iter().flatten().copied())
-                    .fold(store.ts, u64::min);
+                    .collect();
+                let w = open.iter().copied().fold(store.ts, u64::min);
                 Out::Gc {
                     watermark: w,
-                    reclaimed: store.gc(w),
+                    reclaimed: store.gc(w, &open),
                     retired: 0,
                 }
             }
@@ -540,7 +568,8 @@ impl Model {
             .values()
             .filter(|h| h.versions.last().is_some_and(|v| v.1.is_some()));
         let documents = u64::try_from(documents.count()).unwrap();
-        let versions = u64::try_from(s.docs.values().map(|h| h.retained).sum::<usize>()).unwrap();
+        let versions =
+            u64::try_from(s.docs.values().map(|h| h.linked.len()).sum::<usize>()).unwrap();
         Counters {
             collections: names.len(),
             names,

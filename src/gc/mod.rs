@@ -3,9 +3,10 @@
 //! A pass computes the low watermark `w` (the oldest registered snapshot, or the latest commit
 //! if none is older; see `mvcc::registry`) and then, in every chain that may hold garbage (the
 //! collection's `DirtySet`: those written to since a pass last left them with one live version),
-//! keeps the newest version with `commit_ts <= w` and everything newer, unlinking the rest;
-//! nothing at or above `w` can reach the unlinked versions. So a pass costs about what was
-//! written since the last one, not the size of the database.
+//! keeps the newest version with `commit_ts <= w` and, of the newer ones, those visible to an
+//! open snapshot or superseded after the latest commit, unlinking the rest (`mvcc::chain::Keep`).
+//! So a snapshot held while documents churn pins only the versions it can see, and a pass costs
+//! about what was written since the last one, not the size of the database.
 //!
 //! Unlinked versions are freed once no reader is still pinned where it could have loaded them:
 //! crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never free them. An explicit `Database::gc` frees them itself before it returns; after a background
@@ -15,15 +16,16 @@
 //! small batches so writers are delayed only briefly. Collections dropped at or below `w` leave
 //! the catalog, which frees their documents.
 //!
-//! Pruning chains needs no commit lock: committers only prepend at the head and GC only cuts
-//! tails. Passes are serialized by `Engine::gc_state`. GC never touches files.
+//! Pruning chains needs no commit lock: committers only prepend at the head and GC only rewrites
+//! the `next` links of installed nodes. Passes are serialized by `Engine::gc_state`. GC never
+//! touches files.
 
 use crossbeam_epoch::{self as epoch, Guard};
 
 use crate::catalog::CollectionStore;
 use crate::engine::Engine;
 use crate::id::DocId;
-use crate::mvcc::chain::{Retired, VersionChain};
+use crate::mvcc::chain::{Keep, Retired, VersionChain};
 use crate::mvcc::Timestamp;
 use crate::stats::GcReport;
 use crate::sync::{Arc, Ordering};
@@ -49,6 +51,17 @@ const FLUSHES: usize = 8;
 /// Versions a committer frees, at most, per version it writes. More than one, so writers free
 /// their own garbage (one superseded version per write) and also work off a backlog.
 const FREES_PER_WRITE: usize = 2;
+
+/// Where the last pass started from, for `Engine::gc_wanted`.
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(
+    loom,
+    allow(dead_code, reason = "the background thread is not built under loom")
+)]
+pub(crate) struct LastPass {
+    watermark: Timestamp,
+    visible: Timestamp,
+}
 
 /// Who frees the versions a pass unlinks, once the epoch collector lets them go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +91,15 @@ impl Engine {
 
     /// Runs one GC pass.
     pub(crate) fn gc_pass(&self, freeing: Freeing) -> GcReport {
-        let mut last_watermark = self.gc_state.lock();
-        let watermark = self.registry.watermark(self.oracle.visible());
+        let mut last = self.gc_state.lock();
+        let visible = self.oracle.visible();
+        let mut open = Vec::new();
+        let watermark = self.registry.watermark_and_open(visible, &mut open);
+        let keep = Keep {
+            watermark,
+            visible,
+            open: &open,
+        };
         let mut report = GcReport {
             watermark,
             ..GcReport::default()
@@ -91,7 +111,7 @@ impl Engine {
         for (_, inc) in catalog.incarnations() {
             let store = &inc.store;
             let dirty = store.dirty.take();
-            let mut sweep = Sweep::new(self, watermark, freeing);
+            let mut sweep = Sweep::new(self, keep, freeing);
             if dirty.len().saturating_mul(FULL_WALK_RATIO) > store.chains.len() {
                 // Most chains are dirty: walking the map shard by shard beats a lookup each.
                 store.chains.for_each(|id, chain| sweep.visit(id, chain));
@@ -121,8 +141,8 @@ impl Engine {
         }
         self.reclaimed
             .fetch_add(report.versions_reclaimed, Ordering::Relaxed);
-        *last_watermark = watermark;
-        drop(last_watermark);
+        *last = LastPass { watermark, visible };
+        drop(last);
         // The retired batches reach the limbo once the epoch has advanced past this pass's
         // guards, which flushing drives (each flush tries to advance it and runs what is due).
         // Whatever is not due yet waits for the next pass; a long-pinned reader can delay it.
@@ -136,9 +156,10 @@ impl Engine {
     }
 
     /// True if a pass could reclaim something the last one could not: retired versions wait in
-    /// the limbo to be freed, or the watermark moved and some collection holds garbage. A pass
-    /// with an unchanged watermark unlinks nothing new, because every commit since the last pass
-    /// carries a timestamp above that watermark.
+    /// the limbo to be freed, or some collection holds garbage and either the watermark moved
+    /// or, with a snapshot older than the latest commit open, commits have been published since
+    /// (versions they superseded may lie between two snapshots). A pass with the watermark and
+    /// the visible timestamp both unchanged unlinks nothing new.
     #[cfg(not(loom))]
     pub(crate) fn gc_wanted(&self) -> bool {
         if !self.limbo.is_empty() {
@@ -149,7 +170,9 @@ impl Engine {
         if visible == Timestamp::ZERO {
             return false;
         }
-        self.registry.watermark(visible) != last && self.holds_garbage()
+        let watermark = self.registry.watermark(visible);
+        let moved = watermark != last.watermark || (watermark < visible && visible != last.visible);
+        moved && self.holds_garbage()
     }
 
     /// False only if no collection holds a version a pass could unlink, judged from the counters
@@ -177,7 +200,7 @@ impl Engine {
 /// One pass over the chains of one collection incarnation.
 struct Sweep<'e> {
     engine: &'e Engine,
-    watermark: Timestamp,
+    keep: Keep<'e>,
     freeing: Freeing,
     guard: Guard,
     retired: Retired,
@@ -192,10 +215,10 @@ struct Sweep<'e> {
 }
 
 impl<'e> Sweep<'e> {
-    fn new(engine: &'e Engine, watermark: Timestamp, freeing: Freeing) -> Self {
+    fn new(engine: &'e Engine, keep: Keep<'e>, freeing: Freeing) -> Self {
         Self {
             engine,
-            watermark,
+            keep,
             freeing,
             guard: epoch::pin(),
             retired: Retired::new(),
@@ -209,7 +232,7 @@ impl<'e> Sweep<'e> {
     /// Prunes one chain. Called inside the map's shard read lock, so it takes no other lock.
     fn visit(&mut self, id: &DocId, chain: &VersionChain) {
         chain.clear_dirty(&self.guard);
-        let pruned = chain.prune(self.watermark, &self.guard, &mut self.retired);
+        let pruned = chain.prune_keeping(&self.keep, &self.guard, &mut self.retired);
         self.freed += pruned.freed;
         if pruned.dead {
             self.dead.push(id.clone());
@@ -238,7 +261,7 @@ impl<'e> Sweep<'e> {
     fn finish(self, store: &CollectionStore) -> u64 {
         let Self {
             engine,
-            watermark,
+            keep,
             guard,
             retired,
             mut freed,
@@ -254,7 +277,7 @@ impl<'e> Sweep<'e> {
                 .filter_map(|id| {
                     store
                         .chains
-                        .remove_if(id, |c| c.is_dead_at(watermark, &guard))
+                        .remove_if(id, |c| c.is_dead_at(keep.watermark, &guard))
                 })
                 .collect();
             drop(lock);

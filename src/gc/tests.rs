@@ -242,3 +242,39 @@ fn a_pass_walks_every_chain_once_most_of_a_collection_is_dirty() {
     );
     assert_eq!(db.gc().chains_visited, 0);
 }
+
+/// A held snapshot keeps the version it reads and the latest, not every version between:
+/// those are visible to no snapshot, open or to come, and a pass unlinks them. A background
+/// pass is wanted for them although the snapshot keeps the watermark where it was.
+#[test]
+fn a_held_snapshot_pins_only_the_versions_it_can_see() {
+    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
+    let engine = db.engine();
+    let c = db.collection("c").unwrap();
+    c.insert(json!({"_id": 1, "v": 0})).unwrap();
+    let held = db.snapshot();
+    assert!(!engine.gc_wanted(), "nothing superseded yet");
+    for v in 1..=100 {
+        c.replace(1, json!({ "v": v })).unwrap();
+    }
+    assert!(
+        engine.gc_wanted(),
+        "commits since the last pass, behind a held snapshot"
+    );
+    let report = db.gc();
+    assert_eq!(report.watermark, held.timestamp());
+    assert_eq!(report.versions_reclaimed, 99, "versions 1 to 99");
+    assert_eq!(db.stats().versions, 2);
+    assert!(!engine.gc_wanted(), "nothing committed since that pass");
+    assert_eq!(held.get("c", 1).unwrap().unwrap()["v"], 0);
+    assert_eq!(c.get(1).unwrap().unwrap()["v"], 100);
+    // A second snapshot between two more replaces keeps its own version too.
+    c.replace(1, json!({"v": 101})).unwrap();
+    let middle = db.snapshot();
+    c.replace(1, json!({"v": 102})).unwrap();
+    c.replace(1, json!({"v": 103})).unwrap();
+    assert_eq!(db.gc().versions_reclaimed, 2, "versions 100 and 102");
+    assert_eq!(middle.get("c", 1).unwrap().unwrap()["v"], 101);
+    assert_eq!(held.get("c", 1).unwrap().unwrap()["v"], 0);
+    assert_eq!(db.stats().versions, 3);
+}

@@ -6,14 +6,18 @@
 //!
 //! Writers: only the commit path prepends (`install`), and it is serialized by the commit lock,
 //! so `head` has one writer at a time. GC (serialized by the GC lock) cuts the tail of the list
-//! below the watermark (`prune`), concurrently with the commit path and with readers; it never
-//! touches `head`. Removing a whole chain from its map happens under the commit lock.
+//! below the watermark, and unlinks versions above it that lie between two snapshots
+//! (`prune_keeping`), concurrently with the commit path and with readers; it writes only the
+//! `next` links of installed nodes, never `head`. Removing a whole chain from its map happens
+//! under the commit lock.
 //!
 //! Readers: walk from `head` under an epoch guard, stopping at the first version visible to their
 //! timestamp, and take a strong reference to it. A reader at timestamp `t` is registered (see
 //! `registry`), so the GC watermark `w <= t`; GC keeps the newest version with `commit_ts <= w`,
-//! which is at or after the version the reader needs, so no reader ever needs a node GC has
-//! unlinked. The chain's references to unlinked nodes are released only after a grace period of
+//! which is at or after the version the reader needs, and above it every version whose
+//! visibility interval holds an open snapshot's timestamp (`t` among them), so no reader ever
+//! needs a node GC has unlinked. An unlinked node keeps its own `next`, so a reader standing on
+//! it walks on into the chain. The chain's references to unlinked nodes are released only after a grace period of
 //! the epoch collector (`Retired`), so a reader that loaded a pointer before the cut can still
 //! safely take its own reference: the node is alive until every guard that could have seen it is
 //! dropped. The release itself runs on the GC thread (`Limbo`), not in some reader's `pin`.
@@ -37,6 +41,34 @@ pub struct Pruned {
     /// The chain is left with one version, a live one at or below the watermark: no later pass
     /// can unlink anything from it until a commit writes to it again.
     pub settled: bool,
+}
+
+/// What a GC pass must keep of a chain: the newest version at or below `watermark` and every
+/// newer version, except one superseded at or before `visible` whose visibility interval holds
+/// no timestamp of `open` (see `SnapshotRegistry::watermark_and_open`).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep<'a> {
+    /// The GC watermark: the oldest open snapshot, or `visible`.
+    pub watermark: Timestamp,
+    /// The visible timestamp the pass started from: every snapshot that registers later reads
+    /// at or above it.
+    pub visible: Timestamp,
+    /// Timestamps of the open snapshots, sorted.
+    pub open: &'a [u64],
+}
+
+impl Keep<'_> {
+    /// True if a version committed at `ts`, and superseded (in the chain as it now is) by one
+    /// committed at `superseded`, is visible to an open snapshot or may be to a later one.
+    fn needs(&self, ts: Timestamp, superseded: Timestamp) -> bool {
+        if superseded > self.visible {
+            return true;
+        }
+        let first_at_or_after = self.open.partition_point(|&s| s < ts.0);
+        self.open
+            .get(first_at_or_after)
+            .is_some_and(|&s| s < superseded.0)
+    }
 }
 
 /// Tag bit of a chain's `head`: the chain may hold versions GC can unlink.
@@ -301,39 +333,74 @@ impl VersionChain {
     /// than the newest version with `commit_ts <= watermark`. The chain's references to the
     /// unlinked versions go to `retired`, to be released once no reader can still hold them. GC
     /// only (one caller at a time).
+    #[cfg(any(test, loom))]
     pub fn prune(&self, watermark: Timestamp, guard: &Guard, retired: &mut Retired) -> Pruned {
+        let keep = Keep {
+            watermark,
+            visible: watermark,
+            open: &[],
+        };
+        self.prune_keeping(&keep, guard, retired)
+    }
+
+    /// Unlinks what `prune` does (the tail below the watermark's version), and also the
+    /// versions above the watermark that `keep` says no snapshot needs. Such a version is
+    /// unlinked by pointing the kept version above it at the one below it; its own `next` is
+    /// left as it is, so a reader standing on it walks on to the same node, and no reader needs
+    /// it (a reader is registered, so `keep` accounts for it). Its chain reference is retired
+    /// like the cut tail's.
+    pub fn prune_keeping(&self, keep: &Keep<'_>, guard: &Guard, retired: &mut Retired) -> Pruned {
         let head = self.head.load(Ordering::Acquire, guard);
         let mut cur = head;
+        let mut unlinked = 0;
+        // The newest version still linked above `cur`: whose `next` an unlink rewrites.
+        let mut newer: Option<&Version> = None;
         // SAFETY: as in `read`.
         while let Some(v) = unsafe { cur.as_ref() } {
-            if is_visible(v.commit_ts(), watermark) {
-                let mut out = Pruned {
-                    freed: 0,
-                    dead: cur == head && v.body.is_none(),
-                    settled: cur == head && v.body.is_some(),
-                };
-                // Most chains have nothing below the watermark's version. Checking before the
-                // swap keeps a pass from writing to (and so taking from readers' caches) the
-                // cache line of every document it visits; GC is the only writer of an installed
-                // node's `next`, so the check cannot go stale before the swap.
-                if v.next.load(Ordering::Acquire, guard).is_null() {
-                    return out;
+            let next = v.next.load(Ordering::Acquire, guard);
+            if !is_visible(v.commit_ts(), keep.watermark) {
+                match newer {
+                    Some(above) if !keep.needs(v.commit_ts(), above.commit_ts()) => {
+                        // GC is the only writer of an installed node's `next` (passes are
+                        // serialized), so `above` still points at `v`. Release: a reader that
+                        // loads the new link sees `next`'s contents, which this pass acquired.
+                        above.next.store(next, Ordering::Release);
+                        retired.refs.push(ChainRef(cur.as_raw()));
+                        unlinked += 1;
+                    }
+                    _ => newer = Some(v),
                 }
-                let mut tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
-                // SAFETY: `tail` heads the list just cut off this chain under `guard`.
-                while let Some(old) = unsafe { tail.as_ref() } {
-                    let next = old.next.load(Ordering::Acquire, guard);
-                    // The cut list is unreachable from `head` now and only this pass (GC is
-                    // serialized) walks it, so each chain reference is retired once.
-                    retired.refs.push(ChainRef(tail.as_raw()));
-                    out.freed += 1;
-                    tail = next;
-                }
+                cur = next;
+                continue;
+            }
+            let mut out = Pruned {
+                freed: unlinked,
+                dead: cur == head && v.body.is_none(),
+                settled: cur == head && v.body.is_some(),
+            };
+            // Most chains have nothing below the watermark's version. Checking before the swap
+            // keeps a pass from writing to (and so taking from readers' caches) the cache line
+            // of every document it visits; GC is the only writer of an installed node's `next`,
+            // so the check cannot go stale before the swap.
+            if next.is_null() {
                 return out;
             }
-            cur = v.next.load(Ordering::Acquire, guard);
+            let mut tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
+            // SAFETY: `tail` heads the list just cut off this chain under `guard`.
+            while let Some(old) = unsafe { tail.as_ref() } {
+                let next = old.next.load(Ordering::Acquire, guard);
+                // The cut list is unreachable from `head` now and only this pass (GC is
+                // serialized) walks it, so each chain reference is retired once.
+                retired.refs.push(ChainRef(tail.as_raw()));
+                out.freed += 1;
+                tail = next;
+            }
+            return out;
         }
-        Pruned::default()
+        Pruned {
+            freed: unlinked,
+            ..Pruned::default()
+        }
     }
 
     /// True if the newest version is a tombstone committed at or before `watermark`: no

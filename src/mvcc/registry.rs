@@ -3,7 +3,10 @@
 //! Load-bearing invariant: **the watermark returned by `watermark` never exceeds the timestamp of
 //! a snapshot that is registered when `watermark` returns, or that registers afterwards.** GC
 //! keeps, in every chain, the newest version at or below the watermark, so every registered
-//! snapshot still finds its versions.
+//! snapshot still finds its versions. The same scan also yields the registered timestamps
+//! (`watermark_and_open`); a snapshot it misses registers at or above the visible timestamp the
+//! pass started from, so GC may also drop versions superseded by then that no listed snapshot
+//! sees.
 //!
 //! Registration is lock-free in the common case: a snapshot claims one of a fixed set of slots
 //! (chosen by a per-thread hint) by a compare-and-swap from `FREE` to its timestamp; only when
@@ -164,14 +167,39 @@ impl SnapshotRegistry {
     /// The low watermark for a GC pass starting at visible timestamp `visible`: the oldest
     /// registered snapshot, or `visible` if none is older. GC only.
     pub fn watermark(&self, visible: Timestamp) -> Timestamp {
+        self.scan(visible, None)
+    }
+
+    /// [`SnapshotRegistry::watermark`], also filling `open` with the timestamps of the
+    /// registered snapshots, sorted and without repeats. The same guarantee extends to them:
+    /// every snapshot registered when this returns is among them, or registers at a timestamp
+    /// at or above `visible`. So a version superseded at or before `visible`, whose visibility
+    /// interval holds none of them, is needed by no snapshot now or later.
+    pub fn watermark_and_open(&self, visible: Timestamp, open: &mut Vec<u64>) -> Timestamp {
+        open.clear();
+        let low = self.scan(visible, Some(&mut *open));
+        open.sort_unstable();
+        open.dedup();
+        low
+    }
+
+    fn scan(&self, visible: Timestamp, mut open: Option<&mut Vec<u64>>) -> Timestamp {
         self.horizon.fetch_max(visible.0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let mut low = visible.0;
         for slot in &*self.slots {
-            low = low.min(slot.0.load(Ordering::SeqCst));
+            let ts = slot.0.load(Ordering::SeqCst);
+            low = low.min(ts);
+            if let (Some(open), true) = (open.as_deref_mut(), ts != FREE) {
+                open.push(ts);
+            }
         }
-        if let Some((&oldest, _)) = self.overflow.lock().iter().next() {
+        let overflow = self.overflow.lock();
+        if let Some((&oldest, _)) = overflow.iter().next() {
             low = low.min(oldest);
+        }
+        if let Some(open) = open {
+            open.extend(overflow.keys());
         }
         Timestamp(low)
     }

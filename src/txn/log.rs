@@ -61,6 +61,13 @@ impl CommitLog {
     }
 
     /// Adds a write encoded by [`CommitLog::encode_write`].
+    #[cfg_attr(
+        loom,
+        allow(
+            clippy::needless_pass_by_value,
+            reason = "under loom an encoded write holds nothing to move"
+        )
+    )]
     pub(crate) fn write(&mut self, write: EncodedWrite) {
         #[cfg(not(loom))]
         if let (Some(ops), Some(op)) = (&mut self.ops, write.op) {
