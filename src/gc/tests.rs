@@ -150,12 +150,17 @@ fn settle(db: &Database) -> crate::GcReport {
     report
 }
 
-#[test]
-fn a_pass_visits_only_the_chains_written_since_they_settled() {
+/// A database with GC left to the test, holding documents `0..n` in collection "c".
+fn with_documents(n: i64) -> (Database, Collection) {
     let db = Database::builder().gc(GcPolicy::Manual).in_memory();
     let c = db.collection("c").unwrap();
-    c.insert_many((0..10_000).map(|i| json!({"_id": i})))
-        .unwrap();
+    c.insert_many((0..n).map(|i| json!({"_id": i}))).unwrap();
+    (db, c)
+}
+
+#[test]
+fn a_pass_visits_only_the_chains_written_since_they_settled() {
+    let (db, c) = with_documents(10_000);
     // Inserts create chains with one live version each: nothing to visit.
     assert_eq!(settle(&db).chains_visited, 0);
 
@@ -222,10 +227,7 @@ fn chains_a_snapshot_still_needs_stay_marked_until_a_pass_can_settle_them() {
 
 #[test]
 fn a_pass_walks_every_chain_once_most_of_a_collection_is_dirty() {
-    let db = Database::builder().gc(GcPolicy::Manual).in_memory();
-    let c = db.collection("c").unwrap();
-    c.insert_many((0..1_000).map(|i| json!({"_id": i})))
-        .unwrap();
+    let (db, c) = with_documents(1_000);
     // Exactly a quarter dirty: still looked up one by one.
     for i in 0..250 {
         c.replace(i, json!({"v": 1})).unwrap();
