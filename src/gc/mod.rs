@@ -9,8 +9,9 @@
 //! about what was written since the last one, not the size of the database.
 //!
 //! Unlinked versions are freed once no reader is still pinned where it could have loaded them:
-//! crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never free them. An explicit `Database::gc` frees them itself before it returns; after a background
-//! pass, committers free them, a few per version they write (`Freeing`), and the next background
+//! crossbeam-epoch decides when, and they then wait in `Engine::limbo`. Readers never free them.
+//! An explicit `Database::gc` frees them itself before it returns; after a background pass,
+//! committers free them, a few per version they write (`Freeing`), and the next background
 //! pass frees what is left. Chains whose only remaining version is a tombstone at or below `w`
 //! are removed from their map under the commit lock (so no commit is installing into them), in
 //! small batches so writers are delayed only briefly. Collections dropped at or below `w` leave

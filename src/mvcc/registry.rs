@@ -190,7 +190,7 @@ impl SnapshotRegistry {
         for slot in &*self.slots {
             let ts = slot.0.load(Ordering::SeqCst);
             low = low.min(ts);
-            if let (Some(open), true) = (open.as_deref_mut(), ts != FREE) {
+            if let Some(open) = open.as_deref_mut().filter(|_| ts != FREE) {
                 open.push(ts);
             }
         }
