@@ -660,6 +660,9 @@ where
     }
 }
 
+/// The zeros `RawGroupCommit` keeps ahead of its writes, a piece at a time.
+static RAW_ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// The queue of `RawGroupCommit`.
 #[derive(Debug, Default)]
 struct RawQueue {
@@ -727,9 +730,16 @@ impl RawGroupCommit {
                 *allocated = (*allocated).max(end);
                 if *allocated - end < 1 << 20 {
                     let target = (end.div_ceil(1 << 20) + 1) << 20;
-                    let zeros = vec![0; usize::try_from(target - *allocated).unwrap()];
-                    file.write_all_at(&zeros, *allocated).unwrap();
-                    *allocated = target;
+                    // From one static block, as the WAL does: a buffer allocated per fill
+                    // leaves the zero page mapped into the heap the engine's runs share
+                    // (see `storage::segment_log::ZEROS`).
+                    while *allocated < target {
+                        let piece = RAW_ZEROS
+                            .len()
+                            .min(usize::try_from(target - *allocated).unwrap());
+                        file.write_all_at(&RAW_ZEROS[..piece], *allocated).unwrap();
+                        *allocated += piece as u64;
+                    }
                 }
                 file.sync_data().unwrap();
             }
