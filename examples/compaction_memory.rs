@@ -12,6 +12,11 @@
 //! - the peak is reset to the baseline, `compact()` runs, and `peak - baseline` is its peak
 //!   extra memory; `after - baseline` is what it left allocated.
 //!
+//! Then the database is closed and opened again, and the heap the open leaves allocated is
+//! divided by N (`heap/doc reopened`), beside the same for the database as it was built
+//! (`heap/doc built`: the baseline divided by N). The first holds documents parsed from the
+//! data run; the second, documents as the program built them with `json!`.
+//!
 //! Heap bytes are counted by a `#[global_allocator]` wrapper around `std::alloc::System` (bytes
 //! requested, `Layout::size`); nothing else allocates while `compact()` runs. The process's peak
 //! RSS (`VmHWM`) is printed too, for scale: it is dominated by the in-memory documents.
@@ -164,6 +169,8 @@ struct Row {
     extra_peak: f64,
     left: f64,
     duration: Duration,
+    /// Heap bytes the database held right after being opened again.
+    reopened: f64,
 }
 
 fn measure(dir: &Path, n: usize) -> Row {
@@ -225,6 +232,21 @@ fn measure(dir: &Path, n: usize) -> Row {
     assert_eq!(stats.documents, n as u64);
     db.close().unwrap();
     drop(db);
+    let before_open = live();
+    let db = Database::builder()
+        .gc(GcPolicy::Manual)
+        .auto_compaction(AutoCompaction::Off)
+        .open(dir)
+        .unwrap();
+    let reopened = diff(live(), before_open);
+    assert_eq!(db.collection("c").unwrap().len().unwrap(), n);
+    println!(
+        "{n} docs: heap per document as built {:.0} B, after reopening {:.0} B",
+        baseline as f64 / n as f64,
+        reopened / n as f64
+    );
+    db.close().unwrap();
+    drop(db);
     Row {
         docs: n,
         runs: stats.runs_merged,
@@ -234,6 +256,7 @@ fn measure(dir: &Path, n: usize) -> Row {
         extra_peak: diff(top, baseline),
         left: diff(after, baseline),
         duration: stats.duration,
+        reopened,
     }
 }
 
@@ -269,12 +292,12 @@ fn main() {
     }
     println!(
         "\n| documents | runs merged | data before | data after | heap before compact | \
-         compact() extra peak | left after | time | MB/s read |"
+         compact() extra peak | left after | time | MB/s read | heap/doc built | heap/doc reopened |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2}s | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}s | {:.0} | {:.0} B | {:.0} B |",
             r.docs,
             r.runs,
             mib(r.bytes_before as f64),
@@ -284,6 +307,8 @@ fn main() {
             mib(r.left),
             r.duration.as_secs_f64(),
             r.bytes_before as f64 / 1e6 / r.duration.as_secs_f64(),
+            r.baseline as f64 / r.docs as f64,
+            r.reopened / r.docs as f64,
         );
     }
     if !keep {

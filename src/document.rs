@@ -12,6 +12,15 @@ use crate::id::{json_kind, DocId};
 use crate::mvcc::version::Version;
 use crate::sync::PayloadArc as Arc;
 
+// The loom models read nothing from disk.
+#[cfg(not(loom))]
+mod parse;
+#[cfg(all(test, not(loom)))]
+pub(crate) mod strategies;
+
+#[cfg(not(loom))]
+pub(crate) use parse::parse_stored;
+
 /// Deepest nesting of arrays and objects a document may have (MongoDB's limit). It also keeps
 /// the recursive JSON encoder far from the end of the stack.
 pub const MAX_NESTING_DEPTH: usize = 100;

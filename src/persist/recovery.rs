@@ -15,7 +15,7 @@ use std::path::Path;
 use crossbeam_epoch as epoch;
 
 use crate::catalog::CollectionStore;
-use crate::document::Document;
+use crate::document::{parse_stored, Document};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::mvcc::Timestamp;
@@ -273,7 +273,7 @@ fn load_runs(
                     });
                 };
                 let doc_id = id.to_doc_id();
-                let value = serde_json::from_slice(&body).map_err(|e| Error::Corrupt {
+                let value = parse_stored(&body).map_err(|e| Error::Corrupt {
                     path: dir.to_path_buf(),
                     offset: None,
                     reason: format!("document {doc_id} of {collection} is not valid JSON: {e}"),

@@ -36,7 +36,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::document::Document;
+use crate::document::{parse_stored, Document};
 use crate::id::DocId;
 
 /// The format of a commit record, written as its first byte, before the bincode body.
@@ -131,9 +131,7 @@ impl RecordOp {
     /// The document a `Put` writes, parsed from its JSON body; `None` for other operations.
     pub(crate) fn body_value(&self) -> Result<Option<serde_json::Value>, RecordError> {
         match self {
-            RecordOp::Put { body, .. } => serde_json::from_slice(body)
-                .map(Some)
-                .map_err(RecordError::Body),
+            RecordOp::Put { body, .. } => parse_stored(body).map(Some).map_err(RecordError::Body),
             RecordOp::Delete { .. }
             | RecordOp::DropCollection { .. }
             | RecordOp::CreateCollection { .. } => Ok(None),
