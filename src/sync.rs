@@ -28,6 +28,11 @@ mod imp {
 
 pub(crate) use imp::{fence, Arc, AtomicBool, AtomicU64, MutexGuard, Ordering};
 
+/// std's channels, for the thread that loads documents at open (`persist::loader`), which the
+/// loom models never run.
+#[cfg(not(loom))]
+pub(crate) use std::sync::mpsc;
+
 /// std's `Arc` even under loom, for immutable payloads (document bodies) that loom need not
 /// track. Their frees are deferred through crossbeam-epoch, whose global collector outlives a
 /// single loom execution in tier 1; a loom-tracked `Arc` freed there would be reported as leaked

@@ -18,6 +18,7 @@
 pub(crate) mod backup;
 pub(crate) mod checkpoint;
 pub(crate) mod compact;
+pub(crate) mod loader;
 pub(crate) mod recovery;
 pub(crate) mod run;
 pub(crate) mod space;

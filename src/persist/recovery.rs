@@ -14,12 +14,12 @@ use std::path::Path;
 
 use crossbeam_epoch as epoch;
 
-use crate::catalog::CollectionStore;
-use crate::document::{parse_stored, Document};
+use crate::document::Document;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::mvcc::Timestamp;
-use crate::persist::run::{self, Merge, Merged, RunReader};
+use crate::persist::loader;
+use crate::persist::run::{self, Merge, RunReader};
 use crate::persist::space::Space;
 use crate::persist::wal::{log_error, Wal};
 use crate::persist::{manifest_error, wal_segment_id, Counters, Files, Persist, WAL_PREFIX};
@@ -247,50 +247,10 @@ fn load_runs(
         readers.push(reader);
     }
     let mut merge = Merge::new(readers).map_err(run::to_error)?;
-    let guard = epoch::pin();
-    let mut last = 0;
-    let mut store: Option<Arc<CollectionStore>> = None;
-    while let Some(item) = merge.next().map_err(run::to_error)? {
-        match item {
-            Merged::Collection { name, created } => {
-                let catalog = engine.catalog.load_full();
-                let (next, created_store) = catalog.with_created(&name, Timestamp(created));
-                engine.catalog.store(Arc::new(next));
-                store = Some(created_store);
-                last = last.max(created);
-            }
-            Merged::Doc {
-                collection,
-                id,
-                ts,
-                body,
-            } => {
-                let Some(store) = &store else {
-                    return Err(Error::Corrupt {
-                        path: dir.join(run::run_name(manifest.data_segments[0])),
-                        offset: None,
-                        reason: format!("a document of {collection} comes before its collection"),
-                    });
-                };
-                let doc_id = id.to_doc_id();
-                let value = parse_stored(&body).map_err(|e| Error::Corrupt {
-                    path: dir.to_path_buf(),
-                    offset: None,
-                    reason: format!("document {doc_id} of {collection} is not valid JSON: {e}"),
-                })?;
-                install(
-                    store,
-                    &doc_id,
-                    Some(Document::from_raw(value)),
-                    Timestamp(ts),
-                    &guard,
-                );
-                space.set(&collection, &doc_id, Some(merge.last_bytes()));
-                last = last.max(ts);
-            }
-        }
-    }
-    Ok(last)
+    let first_run = dir.join(run::run_name(
+        manifest.data_segments.first().copied().unwrap_or(0),
+    ));
+    loader::load(&mut merge, dir, &first_run, engine, space, *data_bytes)
 }
 
 /// Applies one recovered commit to `engine`, exactly as the commit path installed it.

@@ -6,4 +6,5 @@ mod compaction;
 mod crash;
 mod damage;
 mod fault;
+mod loader;
 mod support;
