@@ -8,10 +8,11 @@
 //! opening thread parses and installs.
 //!
 //! Why that way round: the thread that parses allocates every document, and the documents
-//! stay. On the opening thread they come from glibc's main arena, which grows its heap a
-//! large step at a time. The other way round, they came from a thread arena that grows a page
-//! per `mprotect`: opening 1M documents made 223k `mprotect` calls instead of 29k, and one
-//! open in four or five took 2–3 s instead of 0.7 s. Likewise each batch carries its
+//! stay. On the opening thread they come from the same allocator arena as in a load on one
+//! thread: glibc's main arena when the program opens from its main thread (as the bench
+//! does), which grows its heap a large step at a time. The other way round, they came from the
+//! new thread's arena, which grows a page per `mprotect`: opening 1M documents made 223k
+//! `mprotect` calls instead of 29k, and one open in four or five took 2–3 s instead of 0.7 s. Likewise each batch carries its
 //! documents' JSON in one buffer, copied out of the merge's per-document buffers on the reader
 //! thread, which frees them: a buffer freed on another thread than the one that allocated it
 //! takes that thread's arena lock.
@@ -19,8 +20,8 @@
 //! **Same result as one thread.** Items cross over in merge order and are applied in that
 //! order, so the engine ends up as a sequential load leaves it, and the first error in merge
 //! order is the one reported: the opening thread stops at the first invalid document and
-//! drops the channel, which stops the reader; an error of the reader's own travels down the
-//! channel behind everything it merged before it.
+//! drops the channel, which stops the reader; otherwise it applies everything the reader
+//! handed over before it looks at the reader's own result.
 //!
 //! **Small databases stay on one thread** (runs under [`PARALLEL_BYTES`] in all): the same two
 //! halves run one after the other on the opening thread, so opening a database of a few
@@ -87,45 +88,31 @@ pub(crate) fn load(
         return failed.map_or(last, Err);
     }
     std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::sync_channel::<Result<Item>>(AHEAD);
+        let (sender, receiver) = mpsc::sync_channel::<Item>(AHEAD);
         let reader = std::thread::Builder::new()
             .name("snapbase-open".to_owned())
             .spawn_scoped(scope, move || {
-                let last = read(merge, first_run, space, &mut |item| {
-                    sender.send(Ok(item)).is_ok()
-                });
-                match last {
-                    Ok(last) => Some(last),
-                    Err(e) => {
-                        // The opening thread may have stopped first; then its error stands.
-                        let _ = sender.send(Err(e));
-                        None
-                    }
-                }
+                // The sender is dropped when this returns, which ends the loop below.
+                read(merge, first_run, space, &mut |item| {
+                    sender.send(item).is_ok()
+                })
             })
             .map_err(|e| Error::io("starting the thread that reads the data runs", &e))?;
         let mut failed = None;
         for item in &receiver {
-            if let Err(e) = item.and_then(|item| applier.apply(item)) {
+            if let Err(e) = applier.apply(item) {
                 failed = Some(e);
                 break;
             }
         }
         // Stops a reader blocked on a full channel.
         drop(receiver);
-        let last = match reader.join() {
-            Ok(last) => last,
+        let read = match reader.join() {
+            Ok(read) => read,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        match (failed, last) {
-            (Some(e), _) => Err(e),
-            (None, Some(last)) => Ok(last),
-            (None, None) => Err(Error::Corrupt {
-                path: first_run.to_path_buf(),
-                offset: None,
-                reason: "the data runs' reader stopped without a result".to_owned(),
-            }),
-        }
+        // Everything the reader handed over came before any error of its own.
+        failed.map_or(read, Err)
     })
 }
 

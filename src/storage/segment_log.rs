@@ -224,7 +224,8 @@ pub struct SegmentLog {
 }
 
 /// The most capacity [`SegmentLog`] keeps for its next frame; a larger frame's buffer is
-/// freed after its append. Ordinary WAL groups and data-file records fit.
+/// freed after its append. A group of ordinary commits fits; a bulk commit's frame need not
+/// stay allocated.
 const KEEP_FRAME_BUFFER: usize = 1 << 20;
 
 impl SegmentLog {

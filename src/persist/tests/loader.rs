@@ -144,3 +144,25 @@ fn the_first_invalid_document_in_merge_order_is_reported_on_one_thread_or_two() 
         );
     }
 }
+
+#[test]
+fn damage_the_reader_finds_is_reported_on_two_threads_as_on_one() {
+    for n in [3_000, 40_000] {
+        let (fs, _) = database(n);
+        let run = runs(&fs).into_iter().next().unwrap();
+        let mut bytes = read(&fs, &run);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        overwrite(&fs, &run, &bytes);
+        let before = super::damage::files(&fs);
+        match support::open(&fs, Durability::None).unwrap_err() {
+            Error::Corrupt { path, .. } => assert_eq!(path, run, "{n} documents"),
+            other => panic!("{n} documents: expected corruption of the run, got {other}"),
+        }
+        assert_eq!(
+            super::damage::files(&fs),
+            before,
+            "a refused open changes nothing"
+        );
+    }
+}
