@@ -155,8 +155,8 @@ fn read(
                         reason: format!("a document of {collection} comes before its collection"),
                     });
                 }
-                let id = id.to_doc_id();
-                space.set(&collection, &id, Some(merge.last_bytes()));
+                let id = id.into_doc_id();
+                space.set(&collection, id.clone(), Some(merge.last_bytes()));
                 last = last.max(ts);
                 let b = batch.get_or_insert_with(|| Batch {
                     collection,

@@ -188,7 +188,7 @@ impl Entry {
 }
 
 /// The key order of entries: by collection name byte-wise, then the collection entry, then
-/// documents by id in [`DocId`](crate::id::DocId) order.
+/// documents by id in [`DocId`](crate::id::DocId) order (`RecordId`'s `Ord`).
 pub(crate) fn cmp_key(a: &Entry, b: &Entry) -> Ordering {
     a.collection()
         .as_bytes()
@@ -197,19 +197,8 @@ pub(crate) fn cmp_key(a: &Entry, b: &Entry) -> Ordering {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
-            (Some(a), Some(b)) => cmp_id(a, b),
+            (Some(a), Some(b)) => a.cmp(b),
         })
-}
-
-/// [`DocId`](crate::id::DocId)'s order without building one: integers before strings, integers
-/// numerically, strings byte-wise.
-fn cmp_id(a: &RecordId, b: &RecordId) -> Ordering {
-    match (a, b) {
-        (RecordId::Int(a), RecordId::Int(b)) => a.cmp(b),
-        (RecordId::Int(_), RecordId::Str(_)) => Ordering::Less,
-        (RecordId::Str(_), RecordId::Int(_)) => Ordering::Greater,
-        (RecordId::Str(a), RecordId::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
-    }
 }
 
 /// The payload of one frame: an entry, or the footer that ends the run.

@@ -31,7 +31,7 @@ impl Space {
     }
 
     /// Document `id` of `collection` now has a live entry of `bytes`, or (`None`) none.
-    pub(crate) fn set(&mut self, collection: &str, id: &DocId, bytes: Option<u64>) {
+    pub(crate) fn set(&mut self, collection: &str, id: DocId, bytes: Option<u64>) {
         let space = match self.collections.get_mut(collection) {
             Some(space) => space,
             None if bytes.is_none() => return,
@@ -42,9 +42,9 @@ impl Space {
                 let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
                 space.live += u64::from(bytes);
                 self.live += u64::from(bytes);
-                space.docs.insert(id.clone(), bytes)
+                space.docs.insert(id, bytes)
             }
-            None => space.docs.remove(id),
+            None => space.docs.remove(&id),
         };
         if let Some(old) = old {
             space.live -= u64::from(old);
@@ -67,15 +67,15 @@ mod tests {
     #[test]
     fn supersede_delete_and_clear_keep_the_total_exact() {
         let mut s = Space::default();
-        s.set("a", &DocId::from(1), Some(100));
-        s.set("a", &DocId::from(2), Some(50));
-        s.set("b", &DocId::from("x"), Some(7));
+        s.set("a", DocId::from(1), Some(100));
+        s.set("a", DocId::from(2), Some(50));
+        s.set("b", DocId::from("x"), Some(7));
         assert_eq!(s.live_bytes(), 157);
-        s.set("a", &DocId::from(1), Some(120));
+        s.set("a", DocId::from(1), Some(120));
         assert_eq!(s.live_bytes(), 177);
-        s.set("a", &DocId::from(2), None);
+        s.set("a", DocId::from(2), None);
         assert_eq!(s.live_bytes(), 127);
-        s.set("c", &DocId::from(9), None);
+        s.set("c", DocId::from(9), None);
         assert_eq!(s.live_bytes(), 127);
         s.clear("a");
         assert_eq!(s.live_bytes(), 7);

@@ -315,21 +315,31 @@ impl<R: Read> FrameReader<R> {
     // An Iterator of Results would make "ended cleanly" and "stopped at damage" look alike to a
     // `for` loop or `collect`; `Result<Option<_>>` makes the caller handle both with `?`.
     pub fn next(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let mut payload = Vec::new();
+        Ok(self.next_into(&mut payload)?.then_some(payload))
+    }
+
+    /// [`FrameReader::next`] into `payload`, which is cleared first and keeps its capacity
+    /// between frames: a reader of many frames allocates once rather than per frame. Returns
+    /// `false` (and leaves `payload` empty) if the input ends exactly at a frame boundary. After
+    /// an error `payload` holds part of the damaged frame.
+    pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Result<bool, FrameError> {
+        payload.clear();
         if self.failed {
             return Err(FrameError::Stopped {
                 offset: self.offset,
             });
         }
-        let result = self.read_frame();
+        let result = self.read_frame(payload);
         self.failed = result.is_err();
         result
     }
 
-    fn read_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+    fn read_frame(&mut self, payload: &mut Vec<u8>) -> Result<bool, FrameError> {
         let offset = self.offset;
         let mut header = [0; HEADER_LEN];
         match read_full(&mut self.reader, &mut header).map_err(FrameError::Io)? {
-            0 => return Ok(None),
+            0 => return Ok(false),
             HEADER_LEN => {}
             _ => return Err(FrameError::Truncated { offset }),
         }
@@ -341,15 +351,15 @@ impl<R: Read> FrameReader<R> {
                 max: self.max_len,
             });
         }
-        let payload = read_payload(&mut self.reader, len).map_err(FrameError::Io)?;
+        read_payload(&mut self.reader, len, payload).map_err(FrameError::Io)?;
         if payload.len() < len as usize {
             return Err(FrameError::Truncated { offset });
         }
-        if checksum(len, &payload) != crc {
+        if checksum(len, payload) != crc {
             return Err(FrameError::ChecksumMismatch { offset });
         }
         self.offset += HEADER_LEN as u64 + u64::from(len);
-        Ok(Some(payload))
+        Ok(true)
     }
 
     /// The underlying reader, positioned after the last frame read (or inside a damaged one).
@@ -358,13 +368,12 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
-/// Reads up to `len` bytes. The buffer grows with the bytes actually read instead of reserving
-/// `len` first, so a damaged length under the maximum costs what the input holds, not what it
-/// claims.
-fn read_payload(reader: &mut impl Read, len: u32) -> io::Result<Vec<u8>> {
-    let mut payload = Vec::new();
-    reader.take(u64::from(len)).read_to_end(&mut payload)?;
-    Ok(payload)
+/// Reads up to `len` bytes into the empty `payload`. The buffer grows with the bytes actually
+/// read instead of reserving `len` first, so a damaged length under the maximum costs what the
+/// input holds (or what earlier frames already needed), not what it claims.
+fn read_payload(reader: &mut impl Read, len: u32, payload: &mut Vec<u8>) -> io::Result<()> {
+    reader.take(u64::from(len)).read_to_end(payload)?;
+    Ok(())
 }
 
 /// Fills `buf` unless the input ends first; returns how many bytes were read.

@@ -117,12 +117,40 @@ impl From<&DocId> for RecordId {
     }
 }
 
+/// [`DocId`]'s order without building one: integers before strings, integers numerically,
+/// strings byte-wise. Runs are sorted by it, and checkpoints sort their changes by it.
+impl Ord for RecordId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (RecordId::Int(a), RecordId::Int(b)) => a.cmp(b),
+            (RecordId::Int(_), RecordId::Str(_)) => Ordering::Less,
+            (RecordId::Str(_), RecordId::Int(_)) => Ordering::Greater,
+            (RecordId::Str(a), RecordId::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+        }
+    }
+}
+
+impl PartialOrd for RecordId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl RecordId {
     /// The [`DocId`] this stands for.
     pub(crate) fn to_doc_id(&self) -> DocId {
         match self {
             RecordId::Int(i) => DocId::from(*i),
             RecordId::Str(s) => DocId::from(s.as_str()),
+        }
+    }
+
+    /// [`RecordId::to_doc_id`], reusing a string id's allocation.
+    pub(crate) fn into_doc_id(self) -> DocId {
+        match self {
+            RecordId::Int(i) => DocId::from(i),
+            RecordId::Str(s) => DocId::from(s),
         }
     }
 }

@@ -31,6 +31,8 @@ impl Read for FileRead {
 pub(crate) struct RunReader {
     path: PathBuf,
     frames: FrameReader<BufReader<FileRead>>,
+    /// The payload of the frame being decoded, reused between entries.
+    payload: Vec<u8>,
     /// The file's length when opened; a run never changes once written.
     len: u64,
     last: LastKey,
@@ -92,6 +94,7 @@ impl RunReader {
         Ok(RunReader {
             path: path.to_path_buf(),
             frames: FrameReader::new(BufReader::with_capacity(READ_BUFFER, read), MAX_FRAME_LEN),
+            payload: Vec::new(),
             len,
             last: LastKey::default(),
             entries: 0,
@@ -144,24 +147,23 @@ impl RunReader {
     fn read_entry(&mut self) -> Result<Option<Entry>, RunError> {
         let offset = FILE_HEADER_LEN + self.frames.offset();
         let path = &self.path;
-        let payload = match self.frames.next() {
-            Ok(Some(payload)) => payload,
-            Ok(None) => {
+        let payload = &mut self.payload;
+        match self.frames.next_into(payload) {
+            Ok(true) => {}
+            Ok(false) => {
                 return Err(corrupt(path, offset, "the file ends without a footer"));
             }
             Err(e) => return Err(frame_error(path, offset, e)),
-        };
+        }
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-        let (decoded, used) = bincode::serde::decode_from_slice::<RunFrame<'_>, _>(
-            &payload, config,
-        )
-        .map_err(|e| {
-            corrupt(
-                path,
-                offset,
-                format!("the frame's payload is malformed: {e}"),
-            )
-        })?;
+        let (decoded, used) = bincode::serde::decode_from_slice::<RunFrame<'_>, _>(payload, config)
+            .map_err(|e| {
+                corrupt(
+                    path,
+                    offset,
+                    format!("the frame's payload is malformed: {e}"),
+                )
+            })?;
         if used != payload.len() {
             return Err(corrupt(
                 path,

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use super::{
-    cmp_id, io_err, Entry, RunError, RunFrame, RunSummary, DECODE_LIMIT, RUN_FORMAT, RUN_MAGIC,
+    io_err, Entry, RunError, RunFrame, RunSummary, DECODE_LIMIT, RUN_FORMAT, RUN_MAGIC,
     WRITE_BUFFER,
 };
 use crate::storage::frame::{self, FrameError, MAX_FRAME_LEN};
@@ -33,7 +33,7 @@ impl LastKey {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
-            (Some(a), Some(b)) => cmp_id(a, b),
+            (Some(a), Some(b)) => a.cmp(b),
         });
         ordering == Ordering::Less
     }
@@ -44,7 +44,10 @@ impl LastKey {
             Some(name) if name == entry.collection() => {}
             slot => *slot = Some(entry.collection().to_owned()),
         }
-        self.id = entry.id().cloned();
+        match (&mut self.id, entry.id()) {
+            (Some(RecordId::Str(mine)), Some(RecordId::Str(id))) => mine.clone_from(id),
+            (slot, id) => *slot = id.cloned(),
+        }
     }
 }
 

@@ -23,17 +23,31 @@ fn payloads(buf: &[u8], scan: &Scan) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Drains a `FrameReader`: the payloads read, then how it stopped.
+/// Drains a `FrameReader`: the payloads read, then how it stopped. Reads the log twice, with
+/// `next` and with `next_into` reusing one buffer, and checks that both read the same.
 fn read_all(buf: &[u8], max_len: u32) -> (Vec<Vec<u8>>, Result<(), FrameError>) {
     let mut reader = FrameReader::new(buf, max_len);
     let mut out = Vec::new();
-    loop {
+    let stop = loop {
         match reader.next() {
             Ok(Some(payload)) => out.push(payload),
-            Ok(None) => return (out, Ok(())),
-            Err(e) => return (out, Err(e)),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
-    }
+    };
+    let mut reader = FrameReader::new(buf, max_len);
+    let mut reused = Vec::new();
+    let mut again = Vec::new();
+    let stop_again = loop {
+        match reader.next_into(&mut reused) {
+            Ok(true) => again.push(reused.clone()),
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert_eq!(again, out, "next_into read other payloads than next");
+    assert_eq!(format!("{stop_again:?}"), format!("{stop:?}"));
+    (out, stop)
 }
 
 fn error_offset(e: &FrameError) -> Option<u64> {
@@ -219,7 +233,8 @@ fn a_damaged_length_under_the_maximum_costs_only_what_the_input_holds() {
         reader.next(),
         Err(FrameError::Stopped { offset: 0 })
     ));
-    let payload = read_payload(&mut &log[8..], MAX_FRAME_LEN).unwrap();
+    let mut payload = Vec::new();
+    read_payload(&mut &log[8..], MAX_FRAME_LEN, &mut payload).unwrap();
     assert_eq!(payload.len(), 100);
     assert!(payload.capacity() < 64 << 10, "{}", payload.capacity());
 }
