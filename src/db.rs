@@ -259,7 +259,8 @@ impl Database {
 
     /// Rewrites the data files keeping only the newest version of each live document, in
     /// bounded memory, while reads and writes go on. Also runs automatically. Does nothing for
-    /// a database in memory.
+    /// a database in memory, nor when the only data file is the one the last compaction wrote
+    /// (`runs_merged` is then 0).
     #[cfg(not(loom))]
     pub fn compact(&self) -> Result<CompactionStats> {
         self.engine.check_open()?;

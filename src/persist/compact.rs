@@ -29,7 +29,8 @@ use crate::sync::Ordering;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompactionStats {
-    /// Data files merged.
+    /// Data files merged: 0 if there was nothing to merge (no data file yet, or only the one
+    /// the last compaction wrote).
     pub runs_merged: usize,
     /// Bytes of the data files before.
     pub bytes_before: u64,
@@ -53,6 +54,9 @@ impl Persist {
         let old = files.manifest.data_segments.clone();
         if old.is_empty() {
             return Ok(CompactionStats::default());
+        }
+        if files.compacted.is_some_and(|run| old == [run]) {
+            return Ok(self.nothing_merged(started));
         }
         let mut readers = Vec::with_capacity(old.len());
         let mut bytes_before = 0;
@@ -119,6 +123,7 @@ impl Persist {
         manifest.data_segments = vec![id];
         self.store_manifest(&manifest)?;
         files.manifest = manifest;
+        files.compacted = Some(id);
         for &old_id in &old {
             let path = self.path(&run::run_name(old_id));
             self.vfs.remove(&path).map_err(|e| {
@@ -143,6 +148,17 @@ impl Persist {
             documents,
             duration: started.elapsed(),
         })
+    }
+
+    /// The outcome of a compaction that had only the last compaction's run to merge.
+    fn nothing_merged(&self, started: Instant) -> CompactionStats {
+        let bytes = self.counters.data_bytes.load(Ordering::Relaxed);
+        CompactionStats {
+            bytes_before: bytes,
+            bytes_after: bytes,
+            duration: started.elapsed(),
+            ..CompactionStats::default()
+        }
     }
 
     /// True if automatic compaction is due: the reclaimable bytes passed the threshold.

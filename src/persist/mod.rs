@@ -78,6 +78,10 @@ pub(crate) struct Files {
     /// The id the next run gets. Never reused in one session, so a run left behind by a failed
     /// checkpoint or compaction (debris until the next open) never blocks a later one.
     pub(crate) next_run_id: u64,
+    /// The run the last compaction of this session wrote. While the manifest names only that
+    /// run, compacting again would rewrite it unchanged (a checkpoint adds a run, so any change
+    /// since shows there), and `compact` skips it. `None` after open: unknown.
+    pub(crate) compacted: Option<u64>,
 }
 
 impl Files {

@@ -127,6 +127,7 @@ pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, engine: &Engine) -> Result<Per
         options,
         files: Mutex::new(Files {
             next_run_id: next_run_id(&manifest),
+            compacted: None,
             manifest,
             space,
             wal_bytes_at_checkpoint: 0,
