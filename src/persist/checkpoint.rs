@@ -239,6 +239,13 @@ impl Persist {
 
 /// Writes one collection's folded changes and records each live entry's size in `space`. One
 /// entry is refilled per document, so neither the name nor the id is copied per document.
+///
+/// A deletion is written only if the document has a live entry in the runs. A tombstone exists
+/// to hide older entries from the merge at open, and without a live one there is nothing to
+/// hide: either no run holds the document since its collection was last created (older
+/// entries are dead by the collection's entry), or its newest entry is already a tombstone.
+/// So a document inserted and deleted between two checkpoints, as queues and TTL leave them,
+/// costs the runs nothing.
 fn write_changes(
     writer: &mut RunWriter,
     space: &mut Space,
@@ -253,8 +260,20 @@ fn write_changes(
     };
     for change in changes {
         let live = change.body.is_some();
-        if let Entry::Doc { id, ts, body, .. } = &mut entry {
-            (*id, *ts, *body) = (change.id, change.ts, change.body);
+        let id = if live {
+            change.id
+        } else {
+            let doc_id = change.id.into_doc_id();
+            if !space.is_live(entry.collection(), &doc_id) {
+                continue;
+            }
+            RecordId::from(&doc_id)
+        };
+        if let Entry::Doc {
+            id: slot, ts, body, ..
+        } = &mut entry
+        {
+            (*slot, *ts, *body) = (id, change.ts, change.body);
         }
         let bytes = writer.push(&entry)?;
         if let Entry::Doc { collection, id, .. } = &mut entry {

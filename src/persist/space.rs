@@ -30,6 +30,13 @@ impl Space {
         self.live
     }
 
+    /// True if document `id` of `collection` has a live entry in the runs.
+    pub(crate) fn is_live(&self, collection: &str, id: &DocId) -> bool {
+        self.collections
+            .get(collection)
+            .is_some_and(|space| space.docs.contains_key(id))
+    }
+
     /// Document `id` of `collection` now has a live entry of `bytes`, or (`None`) none.
     pub(crate) fn set(&mut self, collection: &str, id: DocId, bytes: Option<u64>) {
         let space = match self.collections.get_mut(collection) {

@@ -1,5 +1,5 @@
-//! Tests of the checkpoint's fold: the newest change per document, in id order, in bounded
-//! memory, against a sorted map.
+//! Tests of the checkpoint's fold (the newest change per document, in id order, in bounded
+//! memory, against a sorted map) and of which changes it writes.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::id::DocId;
+use crate::storage::sim_fs::SimFs;
 
 /// One step fed to a `CollectionDelta`.
 #[derive(Debug, Clone)]
@@ -95,4 +97,77 @@ fn a_fold_of_one_document_changed_many_times_keeps_the_last() {
     assert_eq!(delta.changes.len(), 1);
     assert_eq!(delta.changes[0].ts, 1000);
     assert_eq!(delta.changes[0].body, Some(vec![232]));
+}
+
+/// Reads every entry of the run at `path`.
+fn entries(fs: &SimFs, path: &std::path::Path) -> Vec<Entry> {
+    let mut reader = crate::persist::run::RunReader::open(fs, path).unwrap();
+    let mut out = Vec::new();
+    while let Some(entry) = reader.next().unwrap() {
+        out.push(entry);
+    }
+    out
+}
+
+fn doc(id: RecordId, ts: u64, body: Option<&[u8]>) -> Entry {
+    Entry::Doc {
+        collection: "c".to_owned(),
+        id,
+        ts,
+        body: body.map(<[u8]>::to_vec),
+    }
+}
+
+#[test]
+fn a_deletion_is_written_only_over_a_live_entry() {
+    let fs = SimFs::new();
+    let path = std::path::Path::new("/r.run");
+    let mut space = Space::default();
+    space.set("c", DocId::from(1), Some(10));
+    space.set("c", DocId::from("s"), Some(10));
+    // Live in another collection only: still nothing to hide in "c".
+    space.set("other", DocId::from(2), Some(10));
+    let folded = vec![
+        Change {
+            id: RecordId::Int(1),
+            ts: 5,
+            body: None,
+        },
+        Change {
+            id: RecordId::Int(2),
+            ts: 6,
+            body: None,
+        },
+        Change {
+            id: RecordId::Int(3),
+            ts: 7,
+            body: Some(b"{}".to_vec()),
+        },
+        Change {
+            id: RecordId::Str("s".to_owned()),
+            ts: 8,
+            body: None,
+        },
+        Change {
+            id: RecordId::Str("t".to_owned()),
+            ts: 9,
+            body: None,
+        },
+    ];
+    let mut writer = RunWriter::create(&fs, path).unwrap();
+    write_changes(&mut writer, &mut space, "c".to_owned(), folded).unwrap();
+    writer.finish().unwrap();
+
+    assert_eq!(
+        entries(&fs, path),
+        vec![
+            doc(RecordId::Int(1), 5, None),
+            doc(RecordId::Int(3), 7, Some(b"{}")),
+            doc(RecordId::Str("s".to_owned()), 8, None),
+        ]
+    );
+    assert!(!space.is_live("c", &DocId::from(1)));
+    assert!(!space.is_live("c", &DocId::from("s")));
+    assert!(space.is_live("c", &DocId::from(3)));
+    assert!(space.is_live("other", &DocId::from(2)));
 }

@@ -8,3 +8,4 @@ mod damage;
 mod fault;
 mod loader;
 mod support;
+mod tombstones;
