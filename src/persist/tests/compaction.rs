@@ -620,12 +620,7 @@ fn compaction_statistics_and_progress_add_up() {
 #[test]
 fn a_compaction_right_after_a_compaction_does_no_io() {
     let fs = Arc::new(SimFs::new());
-    let db = Database::builder()
-        .auto_compaction(AutoCompaction::Off)
-        .checkpoint_wal_bytes(u64::MAX)
-        .checkpoint_interval(Duration::from_secs(1 << 30))
-        .open_on(Arc::clone(&fs) as Arc<dyn Vfs>, dir())
-        .unwrap();
+    let db = open(&fs);
     four_rounds_of_big_documents(&db);
     let first = db.compact().unwrap();
     assert_eq!(first.runs_merged, 4, "{first:?}");
